@@ -1,0 +1,51 @@
+"""The ``xpu_quant`` torch.compile backend.
+
+``torch.compile(model, backend="xpu_quant", options={...})`` reaches :func:`xpu_quant` through the
+``torch_dynamo_backends`` entry point; :func:`make_backend` gives the same backend for a
+:class:`~xpu_inductor_ext.config.Config` built in code.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import torch
+from torch._inductor.compile_fx import compile_fx
+
+from .config import Config, load_config
+from .passes import XpuQuantPassManager
+
+log = logging.getLogger("xpu_inductor_ext")
+
+
+def _needs_grad(example_inputs) -> bool:
+    return torch.is_grad_enabled() and any(
+        isinstance(t, torch.Tensor) and t.requires_grad for t in example_inputs)
+
+
+def compile_graph(gm: torch.fx.GraphModule, example_inputs, config: Config, mode: str | None = None):
+    """Compile one Dynamo graph with Inductor plus the xpu_quant passes (inference graphs only)."""
+    patches = dict(torch._inductor.list_mode_options(mode)) if mode else {}
+    if _needs_grad(example_inputs):
+        log.info("xpu_quant: graph needs gradients (training): passed to Inductor unchanged; "
+                 "run inference under torch.no_grad() or torch.inference_mode() to fuse")
+        return compile_fx(gm, example_inputs, config_patches=patches)
+    patches["post_grad_custom_pre_pass"] = XpuQuantPassManager(config)
+    if config.dump_dir:
+        patches["force_disable_caches"] = True
+    return compile_fx(gm, example_inputs, config_patches=patches)
+
+
+def xpu_quant(gm: torch.fx.GraphModule, example_inputs, options: dict | None = None, mode: str | None = None):
+    """The backend registered as ``"xpu_quant"``: options and ``XPU_QUANT_*`` variables configure it."""
+    return compile_graph(gm, example_inputs, load_config(options), mode)
+
+
+def make_backend(config: Config | None = None, **options):
+    """A backend callable for ``torch.compile(model, backend=make_backend(cfg))``."""
+    config = config if config is not None else load_config(options)
+
+    def backend(gm, example_inputs):
+        return compile_graph(gm, example_inputs, config)
+
+    return backend

@@ -1,0 +1,20 @@
+"""The candidate order of every fused op: native first, Triton next, generated, decomposition last."""
+
+from __future__ import annotations
+
+from .generic import Decomposition, DequantGemm
+from .registry import register
+from .scaled_mm import CpuOnednnFp8, CudaScaledMm
+from .xpu import XpuFp8Gemm, XpuFp8GemmW8A16
+
+ORDER = (
+    XpuFp8Gemm(),
+    XpuFp8GemmW8A16(),
+    CudaScaledMm(),
+    CpuOnednnFp8(),
+    DequantGemm(),
+    Decomposition(),
+)
+
+for _candidate in ORDER:
+    register(_candidate)
