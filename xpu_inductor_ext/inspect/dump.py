@@ -9,7 +9,7 @@ import itertools
 import os
 from pathlib import Path
 
-import torch
+from torch._logging import trace_structured
 from torch.fx import Graph
 
 from .report import REPORT_FILE
@@ -26,7 +26,7 @@ def graph_text(graph: Graph) -> str:
 
 
 def _trace(name: str, text: str) -> None:
-    torch._logging.trace_structured(
+    trace_structured(
         "artifact",
         metadata_fn=lambda: {"name": f"xpu_quant_{name}", "encoding": "string"},
         payload_fn=lambda: text,
