@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
+import os
 
-import pytest
-import torch
+# Triton reads this at its first import (which the package triggers): the Triton kernels then run
+# on CPU tensors through the interpreter. Set before anything imports triton.
+os.environ.setdefault("TRITON_INTERPRET", "1")
 
-import xpu_inductor_ext  # noqa: F401  (registers ops and kernels)
-from xpu_inductor_ext.formats import quantize_per_row, quantize_per_tensor
+import json  # noqa: E402
+from pathlib import Path  # noqa: E402
+
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+import xpu_inductor_ext  # noqa: E402, F401  (registers ops and kernels)
+from xpu_inductor_ext.formats import quantize_per_row, quantize_per_tensor  # noqa: E402
 
 
 def rel_err(out: torch.Tensor, ref: torch.Tensor) -> float:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from .generic import Decomposition, DequantGemm
 from .registry import register
 from .scaled_mm import CpuOnednnFp8, CudaScaledMm
+from .triton import TritonFp8BlockScaledMm, TritonFp8WeightOnly
 from .xpu import XpuFp8Gemm, XpuFp8GemmW8A16
 
 ORDER = (
@@ -12,6 +13,8 @@ ORDER = (
     XpuFp8GemmW8A16(),
     CudaScaledMm(),
     CpuOnednnFp8(),
+    TritonFp8BlockScaledMm(),
+    TritonFp8WeightOnly(),
     DequantGemm(),
     Decomposition(),
 )

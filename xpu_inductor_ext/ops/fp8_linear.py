@@ -60,9 +60,8 @@ def _check_block_sizes(op: str, **sizes: int) -> None:
             fail(op, name, "must be a positive block size", size)
 
 
-def validate_scaled_mm(a, b, scale_a, scale_b, bias, out_dtype) -> None:
-    """Raise OpInputError unless the inputs are valid for ``xpu_quant::fp8_scaled_mm``."""
-    op = SCALED_MM
+def validate_scaled_mm(a, b, scale_a, scale_b, bias, out_dtype, op: str = SCALED_MM) -> None:
+    """Raise OpInputError unless the inputs are valid for ``xpu_quant::fp8_scaled_mm`` (or ``op``)."""
     _check_operands(op, a, b, "a", FP8_DTYPES)
     _check_row_scale(op, "scale_a", scale_a, a.shape[0], "M")
     _check_row_scale(op, "scale_b", scale_b, b.shape[0], "N")
@@ -71,9 +70,9 @@ def validate_scaled_mm(a, b, scale_a, scale_b, bias, out_dtype) -> None:
     check_same_device(op, {"a": a, "b": b, "scale_a": scale_a, "scale_b": scale_b, "bias": bias})
 
 
-def validate_block_scaled_mm(a, b, scale_a, scale_b, bias, out_dtype, group_n, group_k) -> None:
-    """Raise OpInputError unless the inputs are valid for ``xpu_quant::fp8_block_scaled_mm``."""
-    op = BLOCK_SCALED_MM
+def validate_block_scaled_mm(a, b, scale_a, scale_b, bias, out_dtype, group_n, group_k,
+                             op: str = BLOCK_SCALED_MM) -> None:
+    """Raise OpInputError unless the inputs are valid for ``xpu_quant::fp8_block_scaled_mm`` (or ``op``)."""
     _check_block_sizes(op, group_n=group_n, group_k=group_k)
     _check_operands(op, a, b, "a", FP8_DTYPES)
     _check_block_scale(op, "scale_a", scale_a, a.shape[0], a.shape[1], 1, group_k)
@@ -83,9 +82,8 @@ def validate_block_scaled_mm(a, b, scale_a, scale_b, bias, out_dtype, group_n, g
     check_same_device(op, {"a": a, "b": b, "scale_a": scale_a, "scale_b": scale_b, "bias": bias})
 
 
-def validate_weight_only_mm(x, w, w_scale, bias, block_n, block_k) -> None:
-    """Raise OpInputError unless the inputs are valid for ``xpu_quant::fp8_weight_only_mm``."""
-    op = WEIGHT_ONLY_MM
+def validate_weight_only_mm(x, w, w_scale, bias, block_n, block_k, op: str = WEIGHT_ONLY_MM) -> None:
+    """Raise OpInputError unless the inputs are valid for ``xpu_quant::fp8_weight_only_mm`` (or ``op``)."""
     _check_operands(op, x, w, "x", ACTIVATION_DTYPES)
     if block_n == 0 and block_k == 0:
         _check_row_scale(op, "w_scale", w_scale, w.shape[0], "N")

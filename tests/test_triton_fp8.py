@@ -1,0 +1,270 @@
+"""Triton FP8 kernels on CPU through the Triton interpreter, against float64 references.
+
+Small shapes only (the interpreter is slow); the GPU check at full size is
+benchmarks/bench_triton_fp8.py.
+"""
+
+import os
+
+os.environ["TRITON_INTERPRET"] = "1"  # takes effect only if triton was not imported yet (see below)
+
+import pytest
+import torch
+
+triton = pytest.importorskip("triton")
+
+from xpu_inductor_ext.kernels.triton_fp8 import (  # noqa: E402
+    BLOCK_SCALED_OP,
+    WEIGHT_ONLY_OP,
+    fp8_block_scaled_mm,
+    fp8_weight_only_mm,
+    register_triton_ops,
+    triton_available,
+)
+from xpu_inductor_ext.kernels.triton_fp8 import ops  # noqa: E402
+from xpu_inductor_ext.kernels.triton_fp8.validation import SCALE_BLOCK  # noqa: E402
+
+E4M3 = torch.float8_e4m3fn
+E5M2 = torch.float8_e5m2
+# Relative-error bounds vs the float64 reference, by output dtype: output rounding dominates.
+REL_TOL = {torch.bfloat16: 1e-2, torch.float16: 2e-3, torch.float32: 1e-5}
+
+
+def _interpreter_ready() -> bool:
+    """Triton decorates its own library in interpreter mode only if TRITON_INTERPRET=1 preceded its import."""
+    from triton.runtime.interpreter import InterpretedFunction
+
+    return isinstance(triton.language.cdiv, InterpretedFunction)
+
+
+@pytest.fixture(autouse=True)
+def _require_interpreter():
+    if not _interpreter_ready():
+        pytest.fail("triton was imported before TRITON_INTERPRET=1 was set: set it at the top of "
+                    "tests/conftest.py, before anything imports xpu_inductor_ext or triton", pytrace=False)
+
+
+def cdiv(a, b):
+    return (a + b - 1) // b
+
+
+def quantize_blocks(t, block_rows, block_cols, dtype=E4M3, pow2_scales=False):
+    """Per-block amax quantization: returns (q, scale[ceil(R/br), ceil(C/bc)]), t ~ q * scale."""
+    rows, cols = t.shape
+    padded = torch.nn.functional.pad(t, (0, cdiv(cols, block_cols) * block_cols - cols,
+                                         0, cdiv(rows, block_rows) * block_rows - rows))
+    blocks = padded.reshape(cdiv(rows, block_rows), block_rows, cdiv(cols, block_cols), block_cols)
+    scale = blocks.abs().amax(dim=(1, 3)).clamp_min(1e-12) / torch.finfo(dtype).max
+    if pow2_scales:  # UE8M0-style: the next power of two, so that no value saturates
+        scale = torch.exp2(torch.ceil(torch.log2(scale)))
+    q = (blocks / scale[:, None, :, None]).to(dtype).reshape(padded.shape)[:rows, :cols]
+    return q, scale.float()
+
+
+def expand_block_scale(scale, block_rows, block_cols, rows, cols):
+    return scale.double().repeat_interleave(block_rows, 0)[:rows].repeat_interleave(block_cols, 1)[:, :cols]
+
+
+def weight_only_reference(x, w, w_scale, bias, block_n, block_k):
+    n, k = w.shape
+    if block_n:
+        scale = expand_block_scale(w_scale, block_n, block_k, n, k)
+    else:
+        scale = w_scale.double().reshape(-1, 1)
+    out = x.double() @ (w.double() * scale).T
+    return out if bias is None else out + bias.double()
+
+
+def block_scaled_reference(a, b, a_scale, b_scale, bias, group_n, group_k):
+    m, k = a.shape
+    n = b.shape[0]
+    a_deq = a.double() * expand_block_scale(a_scale, 1, group_k, m, k)
+    b_deq = b.double() * expand_block_scale(b_scale, group_n, group_k, n, k)
+    out = a_deq @ b_deq.T
+    return out if bias is None else out + bias.double()
+
+
+def rel_err(out, ref):
+    return ((out.double() - ref).norm() / ref.norm()).item()
+
+
+def assert_close_rel(out, ref, dtype):
+    assert out.dtype == dtype
+    assert torch.isfinite(out).all()
+    err = rel_err(out, ref)
+    assert err < REL_TOL[dtype], f"relative error {err:.3g} >= {REL_TOL[dtype]:.1g}"
+
+
+def make_weight(n, k, mode, dtype=E4M3, block=128, pow2_scales=False):
+    """(w, w_scale, block_n, block_k) for scale mode 'tensor', 'channel' or 'block'."""
+    wf = torch.randn(n, k) / 10
+    if mode == "tensor":
+        w, s = quantize_blocks(wf, n, k, dtype, pow2_scales)
+        return w, s.reshape(()), 0, 0
+    if mode == "channel":
+        w, s = quantize_blocks(wf, 1, k, dtype, pow2_scales)
+        return w, s, 0, 0
+    w, s = quantize_blocks(wf, block, block, dtype, pow2_scales)
+    return w, s, block, block
+
+
+def test_registration_is_idempotent():
+    assert triton_available()
+    assert register_triton_ops()
+    assert register_triton_ops()
+    assert hasattr(torch.ops.xpu_quant, "triton_fp8_weight_only_mm")
+    assert hasattr(torch.ops.xpu_quant, "triton_fp8_block_scaled_mm")
+
+
+WEIGHT_ONLY_CASES = [
+    # (m, n, k, scale mode, x dtype, weight dtype, bias, block)
+    (1, 256, 1024, "channel", torch.bfloat16, E4M3, False, 128),
+    (4, 256, 1024, "tensor", torch.bfloat16, E4M3, True, 128),
+    (8, 512, 1024, "block", torch.bfloat16, E4M3, False, 128),
+    (1, 256, 1024, "block", torch.float16, E4M3, True, 256),
+    (4, 256, 1024, "channel", torch.float32, E5M2, True, 128),
+    (1, 200, 328, "block", torch.float32, E4M3, False, 128),
+    (5, 200, 328, "channel", torch.float16, E5M2, False, 128),
+    (33, 200, 328, "block", torch.bfloat16, E4M3, True, 128),  # M > 16: the tiled kernel
+    (20, 256, 1024, "tensor", torch.float32, E4M3, False, 128),
+]
+
+
+@pytest.mark.parametrize("m,n,k,mode,x_dtype,w_dtype,with_bias,block", WEIGHT_ONLY_CASES)
+def test_weight_only_matches_reference(m, n, k, mode, x_dtype, w_dtype, with_bias, block):
+    x = (torch.randn(m, k) / 10).to(x_dtype)
+    w, w_scale, block_n, block_k = make_weight(n, k, mode, w_dtype, block)
+    bias = torch.randn(n).to(x_dtype) if with_bias else None
+    out = fp8_weight_only_mm(x, w, w_scale, bias, block_n, block_k)
+    assert out.shape == (m, n)
+    assert_close_rel(out, weight_only_reference(x, w, w_scale, bias, block_n, block_k), x_dtype)
+
+
+def test_weight_only_strided_inputs_and_fp32_bias():
+    m, n, k = 3, 256, 1024
+    x = (torch.randn(k, m) / 10).to(torch.bfloat16).t()  # column-major activations
+    w, w_scale, _, _ = make_weight(n, k, "channel")
+    w = w.t().contiguous().t()  # column-major weight
+    bias = torch.randn(n)
+    out = fp8_weight_only_mm(x, w, w_scale, bias)
+    assert_close_rel(out, weight_only_reference(x, w, w_scale, bias, 0, 0), torch.bfloat16)
+
+
+@pytest.mark.parametrize("mma_mode", [ops.MMA_FMA, ops.MMA_DOT, ops.MMA_DOT_SWAPPED])
+@pytest.mark.parametrize("split_k", [1, 3])
+def test_weight_only_decode_plans(mma_mode, split_k):
+    """Every small-M code path, with and without the split-K reduction, in block-scale mode."""
+    m = 1 if mma_mode == ops.MMA_FMA else 4
+    block_m = 1 if mma_mode == ops.MMA_FMA else ops.DECODE_BLOCK_M
+    n, k = 200, 328
+    x = (torch.randn(m, k) / 10).to(torch.bfloat16)
+    w, w_scale, block_n, block_k = make_weight(n, k, "block")
+    bias = torch.randn(n).to(torch.bfloat16)
+    plan = ops.DecodePlan(mma_mode, block_m, 32, 64, split_k, 4, 1)
+    out = ops.launch_weight_only(x, w, w_scale, bias, block_n, block_k, SCALE_BLOCK, plan=plan)
+    assert_close_rel(out, weight_only_reference(x, w, w_scale, bias, block_n, block_k), torch.bfloat16)
+
+
+def test_decode_plan_splits_k_to_fill_the_device():
+    assert ops.decode_plan(1, 1024, 8192, 0, num_sms=132).split_k > 1
+    assert ops.decode_plan(1, 1024, 8192, 0, num_sms=1).split_k == 1
+    assert ops.decode_plan(1, 8192, 8192, 0, num_sms=132).split_k == 1  # 512 GEMV programs already
+    assert ops.decode_plan(4, 8192, 8192, 64, num_sms=132).block_k <= 64
+
+
+BLOCK_CASES = [
+    # (m, n, k, group, out dtype, pow2 scales, bias)
+    (1, 256, 1024, 128, torch.bfloat16, False, False),
+    (4, 256, 1024, 256, torch.bfloat16, True, True),
+    (8, 512, 1024, 128, torch.float32, False, True),
+    (8, 512, 1024, 256, torch.float16, True, False),
+    (8, 200, 328, 128, torch.float32, True, True),
+    (3, 200, 328, 256, torch.bfloat16, False, False),
+]
+
+
+@pytest.mark.parametrize("m,n,k,group,out_dtype,pow2_scales,with_bias", BLOCK_CASES)
+def test_block_scaled_matches_reference(m, n, k, group, out_dtype, pow2_scales, with_bias):
+    a, a_scale = quantize_blocks(torch.randn(m, k) / 10, 1, group, pow2_scales=pow2_scales)
+    b, b_scale = quantize_blocks(torch.randn(n, k) / 10, group, group, pow2_scales=pow2_scales)
+    bias = torch.randn(n).to(out_dtype) if with_bias else None
+    out = fp8_block_scaled_mm(a, b, a_scale, b_scale, bias, out_dtype, group, group)
+    assert out.shape == (m, n)
+    assert_close_rel(out, block_scaled_reference(a, b, a_scale, b_scale, bias, group, group), out_dtype)
+
+
+@pytest.mark.parametrize("group_n", [64, 48])  # a tile inside one weight block / straddling two
+def test_block_scaled_mixed_fp8_and_strided_scales(group_n):
+    """e5m2 activations x e4m3 weights, a_scale outer-dim-major (as cuBLASLt wants it), group_n != group_k."""
+    m, n, k, group_k = 6, 192, 512, 128
+    a, a_scale = quantize_blocks(torch.randn(m, k) / 10, 1, group_k, E5M2)
+    b, b_scale = quantize_blocks(torch.randn(n, k) / 10, group_n, group_k)
+    a_scale = a_scale.t().contiguous().t()
+    out = fp8_block_scaled_mm(a, b, a_scale, b_scale, None, torch.float32, group_n, group_k)
+    assert_close_rel(out, block_scaled_reference(a, b, a_scale, b_scale, None, group_n, group_k), torch.float32)
+
+
+def test_empty_batch():
+    w, w_scale, _, _ = make_weight(64, 128, "channel")
+    assert fp8_weight_only_mm(torch.randn(0, 128), w, w_scale, None).shape == (0, 64)
+    b, b_scale = quantize_blocks(torch.randn(64, 128), 128, 128)
+    a = torch.randn(0, 128).to(E4M3)
+    out = fp8_block_scaled_mm(a, b, torch.ones(0, 1), b_scale, None, torch.bfloat16)
+    assert out.shape == (0, 64)
+
+
+def _weight_only_inputs():
+    x = torch.randn(4, 256, dtype=torch.bfloat16)
+    w, w_scale, _, _ = make_weight(64, 256, "channel")
+    return dict(x=x, w=w, w_scale=w_scale, bias=None, block_n=0, block_k=0)
+
+
+WEIGHT_ONLY_BAD = [
+    ("x", dict(x=torch.randn(4, 256, dtype=torch.float64)), "dtype"),
+    ("x", dict(x=torch.randn(2, 4, 256, dtype=torch.bfloat16)), "2-D"),
+    ("w", dict(w=torch.randn(64, 256)), "dtype"),
+    ("w", dict(w=torch.randn(64, 128).to(E4M3)), "K = x.shape[1] = 256"),
+    ("w_scale", dict(w_scale=torch.rand(32, 1)), "[N, 1] = [64, 1]"),
+    ("w_scale", dict(w_scale=torch.rand(64, 1, dtype=torch.float64)), "dtype"),
+    ("w_scale", dict(w_scale=torch.rand(1, 1), block_n=32, block_k=128), "= [2, 2]"),
+    ("block_k", dict(block_n=128, block_k=0), "positive"),
+    ("block_k", dict(w_scale=torch.rand(1, 7), block_n=128, block_k=40), "multiple of 16"),
+    ("bias", dict(bias=torch.randn(32, dtype=torch.bfloat16)), "[N] = [64]"),
+    ("bias", dict(bias=torch.randn(64, dtype=torch.float16)), "dtype"),
+]
+
+
+@pytest.mark.parametrize("arg,override,rule", WEIGHT_ONLY_BAD)
+def test_weight_only_rejects_bad_inputs(arg, override, rule):
+    inputs = {**_weight_only_inputs(), **override}
+    with pytest.raises(ValueError) as err:
+        fp8_weight_only_mm(**inputs)
+    assert WEIGHT_ONLY_OP in str(err.value) and f"argument '{arg}'" in str(err.value) and rule in str(err.value)
+
+
+def _block_inputs():
+    a, a_scale = quantize_blocks(torch.randn(4, 1024), 1, 128)
+    b, b_scale = quantize_blocks(torch.randn(256, 1024), 128, 128)
+    return dict(a=a, b=b, scale_a=a_scale, scale_b=b_scale, bias=None, out_dtype=torch.bfloat16,
+                group_n=128, group_k=128)
+
+
+BLOCK_BAD = [
+    ("a", dict(a=torch.randn(4, 1024, dtype=torch.bfloat16)), "dtype"),
+    ("b", dict(b=torch.randn(256, 512).to(E4M3)), "K = a.shape[1] = 1024"),
+    ("scale_b", dict(scale_b=torch.rand(2, 4)), "= [2, 8]; got torch.float32 tensor of shape [2, 4]"),
+    ("scale_a", dict(scale_a=torch.rand(4, 4)), "= [4, 8]"),
+    ("scale_a", dict(scale_a=torch.rand(4, 8, dtype=torch.bfloat16)), "dtype"),
+    ("out_dtype", dict(out_dtype=torch.float8_e4m3fn), "one of"),
+    ("group_k", dict(group_k=0), "positive"),
+    ("group_k", dict(group_k=100, scale_a=torch.rand(4, 11), scale_b=torch.rand(2, 11)), "multiple of 16"),
+    ("bias", dict(bias=torch.randn(256, dtype=torch.float16)), "dtype"),
+]
+
+
+@pytest.mark.parametrize("arg,override,rule", BLOCK_BAD)
+def test_block_scaled_rejects_bad_inputs(arg, override, rule):
+    inputs = {**_block_inputs(), **override}
+    with pytest.raises(ValueError) as err:
+        fp8_block_scaled_mm(**inputs)
+    assert BLOCK_SCALED_OP in str(err.value) and f"argument '{arg}'" in str(err.value) and rule in str(err.value)

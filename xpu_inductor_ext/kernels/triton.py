@@ -1,0 +1,69 @@
+"""Triton candidates: the FP8 GEMMs of :mod:`.triton_fp8` on GPUs (CUDA today, XPU through Intel's Triton).
+
+They run where a GPU and Triton are present; on the CPU Triton only interprets (tests call the
+kernels directly under ``TRITON_INTERPRET=1``), so the CPU is refused with that reason.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from ..ops import BLOCK_SCALED_MM, WEIGHT_ONLY_MM
+from .registry import Candidate
+from .triton_fp8 import register_triton_ops, triton_available
+from .triton_fp8.validation import MIN_GROUP_K_MULTIPLE as TL_DOT_MIN_K
+
+TRITON_DEVICES = ("cuda", "xpu")
+
+
+def triton_weight_only_mm(x, w, w_scale, bias, block_n=0, block_k=0):
+    """``xpu_quant::triton_fp8_weight_only_mm``: the FP8 weight dequantized inside the kernel."""
+    return torch.ops.xpu_quant.triton_fp8_weight_only_mm(x, w, w_scale, bias, block_n, block_k)
+
+
+def triton_block_scaled_mm(a, b, scale_a, scale_b, bias, out_dtype, group_n, group_k):
+    """``xpu_quant::triton_fp8_block_scaled_mm``: FP8 tensor-core GEMM with per-group scaling."""
+    return torch.ops.xpu_quant.triton_fp8_block_scaled_mm(a, b, scale_a, scale_b, bias, out_dtype,
+                                                          group_n, group_k)
+
+
+class _TritonCandidate(Candidate):
+    platforms = "CUDA, XPU (Triton)"
+
+    def is_supported(self, device):
+        if device.type not in TRITON_DEVICES:
+            return False, f"Triton kernels need a GPU (device {device.type}; the CPU only interprets them)"
+        if not triton_available():
+            return False, "triton is not importable (or this torch lacks torch.library.triton_op)"
+        register_triton_ops()
+        return True, "Triton available"
+
+
+class TritonFp8WeightOnly(_TritonCandidate):
+    """W8A16 GEMM/GEMV that reads 1 byte per weight (split-K at small M)."""
+
+    name = "triton_fp8_weight_only"
+    ops = (WEIGHT_ONLY_MM,)
+
+    def can_implement(self, problem):
+        if problem.b_scale == "block" and problem.group_k % TL_DOT_MIN_K:
+            return False, f"block_k = {problem.group_k} is not a multiple of {TL_DOT_MIN_K} (tl.dot tile)"
+        return True, "any shape (masked edges)"
+
+    def lower(self, problem):
+        return triton_weight_only_mm
+
+
+class TritonFp8BlockScaledMm(_TritonCandidate):
+    """Block-scaled W8A8 GEMM on FP8 tensor cores."""
+
+    name = "triton_fp8_block_scaled_mm"
+    ops = (BLOCK_SCALED_MM,)
+
+    def can_implement(self, problem):
+        if problem.group_k % TL_DOT_MIN_K:
+            return False, f"group_k = {problem.group_k} is not a multiple of {TL_DOT_MIN_K} (tl.dot tile)"
+        return True, "any N, K (masked edges)"
+
+    def lower(self, problem):
+        return triton_block_scaled_mm
