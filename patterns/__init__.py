@@ -5,6 +5,7 @@ Each family is an object with ``name``, ``option`` (the config flag that enables
 spellings contain another's runs first.
 """
 
+from .fp8_block_linear import Fp8BlockLinearFusion
 from .fp8_linear import Fp8LinearFusion
 
-FAMILIES = (Fp8LinearFusion(),)
+FAMILIES = (Fp8BlockLinearFusion(), Fp8LinearFusion())

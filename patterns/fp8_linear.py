@@ -35,6 +35,7 @@ from .nodes import (
     Dequant,
     dtype_of,
     feeds_from_fp8,
+    find_op_node,
     first_multi_user,
     is_call,
     is_transpose,
@@ -101,7 +102,7 @@ def match_activation(node: Node) -> ActivationSide | str:
     return ActivationSide(dq, kind, nodes + dq.nodes)
 
 
-def _bias_of(anchor: Node) -> tuple[Node | None, str]:
+def bias_of(anchor: Node) -> tuple[Node | None, str]:
     """The bias of an addmm and how it is applied: ``"fused"`` ([N]-broadcast) or ``"after"``."""
     if not is_call(anchor, ADDMM):
         return None, "none"
@@ -177,7 +178,7 @@ class Fp8LinearFusion:
         out_dtype = dtype_of(anchor)
         if out_dtype not in ACTIVATION_DTYPES:
             return f"matmul output dtype {out_dtype} is not bf16/fp16/fp32"
-        bias, bias_mode = _bias_of(anchor)
+        bias, bias_mode = bias_of(anchor)
         if bias_mode == "scaled":
             return "addmm with alpha/beta != 1"
         activation = match_activation(a_node)
@@ -201,18 +202,10 @@ class Fp8LinearFusion:
             if feeds_from_fp8(a_node):
                 detail["activation_not_fused"] = activation
         fused = replace_with_function(anchor, fn, args)
-        fused_node = _find_op_node(fused, op)
+        fused_node = find_op_node(fused, op)
         detail.update(b_scale=weight.scale_kind, bias=bias_mode,
                       weight_layout="[N, K]" if weight.stored_nk else "[K, N]",
                       weight_dtype=str(dtype_of(w.q)).replace("torch.", ""))
         report.fused(f"{self.name}.{'w8a8' if op == SCALED_MM else 'weight_only'}", fused_node, op, anchor.name,
                      detail)
         return fused_node
-
-
-def _find_op_node(node: Node, op: str) -> Node:
-    """The ``xpu_quant`` op node: ``node`` itself, or its input when a bias add follows it."""
-    for n in (node, *node.all_input_nodes):
-        if n.op == "call_function" and getattr(n.target, "name", lambda: "")() == op:
-            return n
-    return node

@@ -129,3 +129,11 @@ def feeds_from_fp8(node, depth: int = 6) -> bool:
                 nxt.extend(n.all_input_nodes)
         frontier = nxt
     return False
+
+
+def find_op_node(node: Node, op: str) -> Node:
+    """The node calling ``op``: ``node`` itself, or its input when a bias add follows it."""
+    for n in (node, *node.all_input_nodes):
+        if n.op == "call_function" and getattr(n.target, "name", lambda: "")() == op:
+            return n
+    return node

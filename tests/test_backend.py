@@ -104,14 +104,15 @@ def test_dump_folder_holds_each_stage_and_the_report(compile_quant):
     report = compiled.reports()[-1]
     folder = compiled.dump_dir / report["graph"]
     assert sorted(p.name for p in folder.iterdir()) == [
-        "00_input.py", "01_after_fp8_linear.py", "02_after_kernel_selection.py", "report.json"]
+        "00_input.py", "01_after_fp8_block_linear.py", "02_after_fp8_linear.py", "03_after_kernel_selection.py",
+        "report.json"]
     assert "torch.ops.aten.addmm" in (folder / "00_input.py").read_text()
-    assert "xpu_quant.fp8_scaled_mm" in (folder / "01_after_fp8_linear.py").read_text()
-    assert "xpu_quant.fp8_scaled_mm" not in (folder / "02_after_kernel_selection.py").read_text()
+    assert "xpu_quant.fp8_scaled_mm" in (folder / "02_after_fp8_linear.py").read_text()
+    assert "xpu_quant.fp8_scaled_mm" not in (folder / "03_after_kernel_selection.py").read_text()
     entry = report["fused"][0]
     assert {"pattern", "op", "kernel", "refused"} <= entry.keys()
     assert all({"kernel", "reason"} == r.keys() for r in entry["refused"])
-    assert [p["name"] for p in report["passes"]] == ["fp8_linear", "kernel_selection"]
+    assert [p["name"] for p in report["passes"]] == ["fp8_block_linear", "fp8_linear", "kernel_selection"]
 
 
 def test_artifacts_go_to_trace_structured(monkeypatch, compile_quant):
@@ -120,8 +121,8 @@ def test_artifacts_go_to_trace_structured(monkeypatch, compile_quant):
                         lambda kind, metadata_fn, payload_fn: names.append(metadata_fn()["name"]))
     compiled = compile_quant(fp8_mlp())
     compiled(torch.randn(2, 64).to(BF16))
-    assert names == ["xpu_quant_00_input", "xpu_quant_01_after_fp8_linear",
-                     "xpu_quant_02_after_kernel_selection", "xpu_quant_report"]
+    assert names == ["xpu_quant_00_input", "xpu_quant_01_after_fp8_block_linear", "xpu_quant_02_after_fp8_linear",
+                     "xpu_quant_03_after_kernel_selection", "xpu_quant_report"]
 
 
 def test_inspect_prints_the_report_as_a_table(compile_quant, capsys):

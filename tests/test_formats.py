@@ -58,3 +58,23 @@ def test_expand_block_scale_handles_ragged_edges():
 def test_fp8_max_rejects_other_dtypes():
     with pytest.raises(ValueError, match="not an FP8 dtype"):
         formats.fp8_max(torch.bfloat16)
+
+
+@pytest.mark.parametrize("pow2", [False, True])
+def test_per_block_quantization_handles_ragged_edges(pow2):
+    w = torch.randn(200, 328)
+    q, s = formats.quantize_per_block(w, 128, pow2_scale=pow2)
+    assert q.shape == (200, 328) and s.shape == (2, 3)
+    assert torch.allclose(s[1, 2], w[128:, 256:].abs().amax() / 448) or pow2
+    if pow2:
+        assert torch.equal(s, torch.exp2(torch.log2(s).round()))
+    assert 0 < rel_err(formats.dequantize_blocks(q, s, 128, torch.float32), w) < 2 ** -3
+
+
+def test_per_group_quantization_round_trip():
+    x = torch.randn(3, 5, 256) * 4
+    q, s = formats.quantize_per_group(x, 128)
+    assert q.shape == (3, 5, 2, 128) and s.shape == (3, 5, 2, 1)
+    assert 0 < rel_err(formats.dequantize_groups(q, s, torch.float32), x) < 2 ** -3
+    with pytest.raises(ValueError, match="not a multiple of group 128"):
+        formats.quantize_per_group(torch.randn(2, 200), 128)

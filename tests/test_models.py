@@ -56,7 +56,9 @@ def test_convert_skip_predicate_and_bad_arguments():
     with pytest.raises(ValueError, match="mode must be one of"):
         Fp8Linear(4, 4, mode="int4")
     with pytest.raises(ValueError, match="scale must be one of"):
-        Fp8Linear.from_linear(torch.nn.Linear(4, 4), scale="block")
+        Fp8Linear.from_linear(torch.nn.Linear(4, 4), scale="blocks")
+    with pytest.raises(ValueError, match="block scales support modes"):
+        Fp8Linear.from_linear(torch.nn.Linear(4, 4), mode="static", scale="block")
 
 
 def test_demo_runs_checks_and_prints_the_report(capsys, tmp_path):

@@ -9,7 +9,7 @@ from __future__ import annotations
 import dataclasses
 import json
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 ENV_PREFIX = "XPU_QUANT_"
 
@@ -20,6 +20,8 @@ class Config:
 
     fuse_fp8_linear: bool = True
     """Rewrite FP8 linears (per-tensor / per-token / per-channel scales, W8A8 and weight-only)."""
+    fuse_fp8_block_linear: bool = True
+    """Rewrite block-scaled FP8 linears (1xG activation groups, block weight scales)."""
     force_kernels: tuple[str, ...] = ()
     """Kernel names tried first for every fused node they can implement (fallback logged)."""
     disable_kernels: tuple[str, ...] = ()

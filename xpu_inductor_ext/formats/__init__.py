@@ -1,6 +1,12 @@
 """Number formats: what the quantized numbers mean, with reference (de)quantization."""
 
 from .fp8 import (  # noqa: F401
+    DEFAULT_BLOCK,
+    dequantize_blocks,
+    dequantize_groups,
+    pow2_ceil,
+    quantize_per_block,
+    quantize_per_group,
     ACTIVATION_DTYPES,
     AMAX_EPS,
     FP8_DTYPES,

@@ -95,3 +95,57 @@ def expand_block_scale(scale: torch.Tensor, rows, cols, block_rows: int, block_c
     """Expand a ``[ceil(rows/br), ceil(cols/bc)]`` block scale to a full ``[rows, cols]`` float32 map."""
     full = scale.float().repeat_interleave(block_rows, 0).repeat_interleave(block_cols, 1)
     return full[:rows, :cols]
+
+
+DEFAULT_BLOCK = 128
+"""DeepSeek-V3 / Qwen3-FP8 block size: 1x128 activation groups, 128x128 weight blocks."""
+
+
+def pow2_ceil(scale: torch.Tensor) -> torch.Tensor:
+    """Round a positive scale up to a power of two (UE8M0 scales, as DeepGEMM/MX use)."""
+    return torch.exp2(torch.ceil(torch.log2(scale)))
+
+
+def quantize_per_group(x: torch.Tensor, group: int = DEFAULT_BLOCK, dtype: torch.dtype = torch.float8_e4m3fn,
+                       pow2_scale: bool = False):
+    """One scale per ``1 x group`` run along the last dim (per-token-group activation quantization).
+
+    Returns ``(q, scale)`` grouped: q ``[..., K/group, group]``, scale float32 ``[..., K/group, 1]``;
+    :func:`dequantize_groups` flattens back. K must be a multiple of ``group``.
+    """
+    if x.shape[-1] % group:
+        raise ValueError(f"quantize_per_group: last dim {x.shape[-1]} is not a multiple of group {group}")
+    grouped = x.float().reshape(*x.shape[:-1], x.shape[-1] // group, group)
+    scale = scale_from_amax(grouped.abs().amax(dim=-1, keepdim=True), dtype)
+    if pow2_scale:
+        scale = pow2_ceil(scale)
+    return quantize(grouped, scale, dtype), scale
+
+
+def dequantize_groups(q: torch.Tensor, scale: torch.Tensor, dtype: torch.dtype) -> torch.Tensor:
+    """Inverse of :func:`quantize_per_group`: ``[..., K/group, group]`` back to ``[..., K]`` in ``dtype``."""
+    return (q.float() * scale).reshape(*q.shape[:-2], q.shape[-2] * q.shape[-1]).to(dtype)
+
+
+def quantize_per_block(w: torch.Tensor, block: int = DEFAULT_BLOCK, dtype: torch.dtype = torch.float8_e4m3fn,
+                       pow2_scale: bool = False):
+    """One scale per ``block x block`` tile of a 2-D weight (ragged edges allowed).
+
+    Returns ``(q [R, C], scale [ceil(R/block), ceil(C/block)])`` — the checkpoint layout of
+    ``weight`` / ``weight_scale_inv``.
+    """
+    rows, cols = w.shape
+    br, bc = block_count(rows, block), block_count(cols, block)
+    padded = torch.zeros(br * block, bc * block, dtype=torch.float32, device=w.device)
+    padded[:rows, :cols] = w.float()
+    amax = padded.reshape(br, block, bc, block).abs().amax(dim=(1, 3))
+    scale = scale_from_amax(amax, dtype)
+    if pow2_scale:
+        scale = pow2_ceil(scale)
+    return quantize(w, expand_block_scale(scale, rows, cols, block, block), dtype), scale
+
+
+def dequantize_blocks(q: torch.Tensor, scale: torch.Tensor, block: int, dtype: torch.dtype) -> torch.Tensor:
+    """Inverse of :func:`quantize_per_block` in ``dtype``."""
+    rows, cols = q.shape
+    return (q.float() * expand_block_scale(scale, rows, cols, block, block)).to(dtype)

@@ -18,14 +18,30 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..formats import dequantize, quantize, quantize_per_row, quantize_per_tensor, scale_from_amax
+from ..formats import (
+    DEFAULT_BLOCK,
+    dequantize,
+    dequantize_blocks,
+    dequantize_groups,
+    quantize,
+    quantize_per_block,
+    quantize_per_group,
+    quantize_per_row,
+    quantize_per_tensor,
+    scale_from_amax,
+)
 
 MODES = ("weight_only", "dynamic", "static")
-SCALE_GRANULARITIES = ("channel", "tensor")
+SCALE_GRANULARITIES = ("channel", "tensor", "block")
 
 
 class Fp8Linear(nn.Module):
-    """``nn.Linear`` with an FP8 ``[N, K]`` weight and a float32 weight scale (0-d or ``[N, 1]``)."""
+    """``nn.Linear`` with an FP8 ``[N, K]`` weight and a float32 weight scale.
+
+    The scale is 0-d (per-tensor), ``[N, 1]`` (per-channel) or ``[ceil(N/B), ceil(K/B)]`` (block,
+    ``block = B``). With block scales, ``dynamic`` mode quantizes activations per ``1 x B`` group
+    (power-of-two UE8M0 scales with ``pow2_scales=True``).
+    """
 
     def __init__(self, in_features: int, out_features: int, bias: bool = True, *, mode: str = "weight_only",
                  weight_dtype: torch.dtype = torch.float8_e4m3fn, activation_dtype: torch.dtype = torch.float8_e4m3fn,
@@ -35,6 +51,8 @@ class Fp8Linear(nn.Module):
             raise ValueError(f"Fp8Linear: mode must be one of {MODES}; got {mode!r}")
         self.in_features, self.out_features, self.mode = in_features, out_features, mode
         self.activation_dtype = activation_dtype
+        self.block = 0
+        self.pow2_scales = False
         self.register_buffer("weight", torch.empty(out_features, in_features, dtype=weight_dtype, device=device))
         self.register_buffer("weight_scale", torch.ones(out_features, 1, device=device))
         self.register_buffer("input_scale", torch.ones((), device=device) if mode == "static" else None)
@@ -43,15 +61,24 @@ class Fp8Linear(nn.Module):
 
     @classmethod
     def from_linear(cls, linear: nn.Linear, mode: str = "weight_only", scale: str = "channel",
-                    weight_dtype: torch.dtype = torch.float8_e4m3fn) -> Fp8Linear:
-        """Quantize ``linear``'s weight (per output channel or per tensor) into a new layer."""
+                    weight_dtype: torch.dtype = torch.float8_e4m3fn, block: int = DEFAULT_BLOCK,
+                    pow2_scales: bool = False) -> Fp8Linear:
+        """Quantize ``linear``'s weight (per channel, per tensor or per block) into a new layer."""
         if scale not in SCALE_GRANULARITIES:
             raise ValueError(f"Fp8Linear.from_linear: scale must be one of {SCALE_GRANULARITIES}; got {scale!r}")
+        if scale == "block" and mode == "static":
+            raise ValueError("Fp8Linear.from_linear: block scales support modes 'weight_only' and 'dynamic'")
+        if scale == "block" and mode == "dynamic" and linear.in_features % block:
+            raise ValueError(f"Fp8Linear.from_linear: dynamic block mode needs in_features ({linear.in_features}) "
+                             f"divisible by the block ({block})")
         weight = linear.weight.detach()
         layer = cls(linear.in_features, linear.out_features, linear.bias is not None, mode=mode,
                     weight_dtype=weight_dtype, dtype=weight.dtype, device=weight.device)
-        quantizer = quantize_per_row if scale == "channel" else quantize_per_tensor
-        q, s = quantizer(weight, weight_dtype)
+        if scale == "block":
+            layer.block, layer.pow2_scales = block, pow2_scales
+            q, s = quantize_per_block(weight, block, weight_dtype, pow2_scales)
+        else:
+            q, s = (quantize_per_row if scale == "channel" else quantize_per_tensor)(weight, weight_dtype)
         layer.weight.copy_(q)
         layer.weight_scale = s.float()
         if linear.bias is not None:
@@ -60,11 +87,16 @@ class Fp8Linear(nn.Module):
 
     def dequantized_weight(self, dtype: torch.dtype) -> torch.Tensor:
         """The weight in ``dtype`` (the spelling the patterns match)."""
+        if self.block:
+            return dequantize_blocks(self.weight, self.weight_scale, self.block, dtype)
         return dequantize(self.weight, self.weight_scale, dtype)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         w = self.dequantized_weight(x.dtype)
-        if self.mode == "dynamic":
+        if self.mode == "dynamic" and self.block:
+            x_q, x_scale = quantize_per_group(x, self.block, self.activation_dtype, self.pow2_scales)
+            x = dequantize_groups(x_q, x_scale, x.dtype)
+        elif self.mode == "dynamic":
             x_q, x_scale = quantize_per_row(x, self.activation_dtype)
             x = dequantize(x_q, x_scale, x.dtype)
         elif self.mode == "static":
@@ -73,12 +105,13 @@ class Fp8Linear(nn.Module):
 
     def extra_repr(self) -> str:
         return (f"in_features={self.in_features}, out_features={self.out_features}, mode={self.mode}, "
-                f"weight={self.weight.dtype}, scale={list(self.weight_scale.shape)}")
+                f"weight={self.weight.dtype}, scale={list(self.weight_scale.shape)}, block={self.block}")
 
 
 def convert_linears_to_fp8(model: nn.Module, mode: str = "weight_only", scale: str = "channel",
                            weight_dtype: torch.dtype = torch.float8_e4m3fn,
-                           skip: Callable[[str, nn.Linear], bool] | Iterable[str] = ("lm_head",)) -> int:
+                           skip: Callable[[str, nn.Linear], bool] | Iterable[str] = ("lm_head",),
+                           block: int = DEFAULT_BLOCK, pow2_scales: bool = False) -> int:
     """Replace every ``nn.Linear`` of ``model`` (in place) by an :class:`Fp8Linear`; returns the count.
 
     ``skip`` is a predicate ``(qualified_name, module) -> bool`` or a collection of name suffixes
@@ -94,7 +127,7 @@ def convert_linears_to_fp8(model: nn.Module, mode: str = "weight_only", scale: s
     for name, linear in targets:
         parent_name, _, child = name.rpartition(".")
         parent = model.get_submodule(parent_name) if parent_name else model
-        setattr(parent, child, Fp8Linear.from_linear(linear, mode, scale, weight_dtype))
+        setattr(parent, child, Fp8Linear.from_linear(linear, mode, scale, weight_dtype, block, pow2_scales))
     return len(targets)
 
 
