@@ -36,7 +36,8 @@ def relative_error(out: torch.Tensor, ref: torch.Tensor) -> float:
     return ((out.float() - ref.float()).norm() / ref.float().norm()).item()
 
 
-def run_demo(device: str | None = None, mode: str = "dynamic", hidden: int = 512, layers: int = 2,
+def run_demo(device: str | None = None, mode: str = "dynamic", scale: str = "channel", hidden: int = 512,
+             layers: int = 2,
              dump_dir: str | None = None, timing: bool = True) -> int:
     """Run the demo; returns 0 when the compiled model matches eager, 1 otherwise."""
     device = device or default_device()
@@ -44,12 +45,12 @@ def run_demo(device: str | None = None, mode: str = "dynamic", hidden: int = 512
                         heads=max(1, hidden // 64), kv_heads=max(1, hidden // 256))
     bf16_model = build_decoder(cfg, device=device)
     model = copy.deepcopy(bf16_model)
-    converted = convert_linears_to_fp8(model, mode=mode)
+    converted = convert_linears_to_fp8(model, mode=mode, scale=scale)
     prefill = torch.randint(0, cfg.vocab, (2, 64), device=device)
     decode = torch.randint(0, cfg.vocab, (8, 1), device=device)
     if mode == "static":
         calibrate_static_scales(model, prefill)
-    print(f"xpu_quant demo: device={device} torch={torch.__version__} mode={mode} "
+    print(f"xpu_quant demo: device={device} torch={torch.__version__} mode={mode} scale={scale} "
           f"hidden={hidden} layers={layers}: {converted} linears converted to FP8")
 
     dump_dir = dump_dir or tempfile.mkdtemp(prefix="xpu_quant_demo_")

@@ -37,7 +37,7 @@ def _kernels(args) -> int:
 def _demo(args) -> int:
     from ..demo import run_demo
 
-    return run_demo(device=args.device, mode=args.mode, hidden=args.hidden, layers=args.layers,
+    return run_demo(device=args.device, mode=args.mode, scale=args.scale, hidden=args.hidden, layers=args.layers,
                     dump_dir=args.dump_dir, timing=not args.no_timing)
 
 
@@ -48,6 +48,8 @@ def main(argv: list[str] | None = None) -> int:
     demo = sub.add_parser("demo", help="compile an FP8 Llama-style decoder with backend='xpu_quant' and report")
     demo.add_argument("--device", default=None, help="cpu, cuda or xpu (default: the accelerator present, else cpu)")
     demo.add_argument("--mode", default="dynamic", choices=["weight_only", "dynamic", "static"])
+    demo.add_argument("--scale", default="channel", choices=["channel", "tensor", "block"],
+                      help="weight scale granularity (block: 128x128 blocks, 1x128 activation groups)")
     demo.add_argument("--hidden", type=int, default=512)
     demo.add_argument("--layers", type=int, default=2)
     demo.add_argument("--dump-dir", default=None, help="keep the dumps here (default: a temporary folder)")

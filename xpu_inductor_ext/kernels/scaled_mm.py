@@ -9,12 +9,19 @@ from __future__ import annotations
 
 import torch
 
-from ..ops import SCALED_MM
+from ..ops import BLOCK_SCALED_MM, SCALED_MM
 from . import platform
 from .registry import Candidate
 
 ALIGNMENT = 16
 """cuBLASLt FP8 GEMMs need K and N divisible by 16."""
+
+CUBLAS_BLOCK = 128
+"""The one block size of cuBLASLt's DeepSeek-style blockwise FP8 GEMM (1x128 acts, 128x128 weights)."""
+
+CUBLAS_BLOCKWISE_M_MULTIPLE = 4
+"""cuBLASLt's blockwise FP8 GEMM answers NOT_SUPPORTED unless M is a multiple of 4 (probed on an
+H200, torch 2.11: M in 1, 2, 3, 15, 17, 33, 129 refused; 4, 8, 12, ..., 256 accepted)."""
 
 
 def _rowwise_scales(a, b, scale_a, scale_b):
@@ -38,6 +45,14 @@ def scaled_mm_rowwise(a, b, scale_a, scale_b, bias, out_dtype):
     return out if bias is None else out + bias.to(out_dtype)
 
 
+def scaled_mm_blockwise(a, b, scale_a, scale_b, bias, out_dtype, group_n, group_k):
+    """cuBLASLt blockwise: scale_a ``[M, K/128]`` outer-dim-major, scale_b the ``.t()`` of ``[N/128, K/128]``."""
+    sa = scale_a.float().t().contiguous().t()
+    sb = scale_b.float().contiguous().t()
+    out = torch._scaled_mm(a.contiguous(), b.contiguous().t(), sa, sb, out_dtype=out_dtype)
+    return out if bias is None else out + bias.to(out_dtype)
+
+
 def _check_layout(problem) -> tuple[bool, str]:
     if problem.a_dtype == problem.b_dtype == torch.float8_e5m2:
         return False, "_scaled_mm needs at least one e4m3 operand (both are e5m2)"
@@ -49,6 +64,8 @@ def _check_layout(problem) -> tuple[bool, str]:
 
 
 def _lower(problem):
+    if problem.op == BLOCK_SCALED_MM:
+        return scaled_mm_blockwise
     return scaled_mm_tensorwise if problem.a_scale == problem.b_scale == "tensor" else scaled_mm_rowwise
 
 
@@ -56,8 +73,8 @@ class CudaScaledMm(Candidate):
     """cuBLASLt through ``torch._scaled_mm`` on CUDA GPUs with FP8 tensor cores."""
 
     name = "cuda_scaled_mm"
-    ops = (SCALED_MM,)
-    platforms = "CUDA sm89+"
+    ops = (SCALED_MM, BLOCK_SCALED_MM)
+    platforms = "CUDA sm89+ (blockwise: sm90)"
 
     def is_supported(self, device):
         return platform.cuda_fp8(device)
@@ -66,10 +83,27 @@ class CudaScaledMm(Candidate):
         ok, reason = _check_layout(problem)
         if not ok:
             return ok, reason
+        if problem.op == BLOCK_SCALED_MM:
+            return self._can_blockwise(problem)
         rowwise = not (problem.a_scale == problem.b_scale == "tensor")
         if rowwise and problem.out_dtype != torch.bfloat16:
             return False, f"row-wise _scaled_mm outputs bf16 only (out_dtype {problem.out_dtype})"
         return True, "row-wise" if rowwise else "tensor-wise"
+
+    @staticmethod
+    def _can_blockwise(problem):
+        if (problem.group_n, problem.group_k) != (CUBLAS_BLOCK, CUBLAS_BLOCK):
+            return False, f"blockwise _scaled_mm supports 128x128 blocks only (got {problem.group_n}x{problem.group_k})"
+        if problem.n % CUBLAS_BLOCK or problem.k % CUBLAS_BLOCK:
+            return False, f"blockwise _scaled_mm needs N and K multiples of 128 (N={problem.n}, K={problem.k})"
+        if problem.out_dtype != torch.bfloat16:
+            return False, f"blockwise _scaled_mm outputs bf16 only (out_dtype {problem.out_dtype})"
+        if problem.m_static is None or problem.m_static % CUBLAS_BLOCKWISE_M_MULTIPLE:
+            return False, (f"blockwise _scaled_mm needs M a multiple of {CUBLAS_BLOCKWISE_M_MULTIPLE} "
+                           f"(M = {problem.m}; cuBLASLt answers NOT_SUPPORTED otherwise)")
+        if platform.cuda_capability(torch.device("cuda")) < (9, 0):
+            return False, "blockwise _scaled_mm needs sm90 (Hopper)"
+        return True, "blockwise 1x128 x 128x128"
 
     def lower(self, problem):
         return _lower(problem)
