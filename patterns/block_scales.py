@@ -73,6 +73,14 @@ def _fp8_source(node: Node) -> tuple[Node, list[Node]] | None:
     return None
 
 
+def _fp8_times_scale(mul: Node):
+    """Each way to read ``mul`` as (FP8 source, its cast/reshape chain, data operand, scale operand)."""
+    for data, scale in (mul.args, tuple(reversed(mul.args))):
+        source = _fp8_source(data) if isinstance(data, Node) else None
+        if source is not None and isinstance(scale, Node):
+            yield (*source, data, scale)
+
+
 def _scale_subgraph(node: Node) -> tuple[Node, list[Node]] | None:
     """The single tensor leaf feeding ``node`` through movement ops, and those ops (topological)."""
     ops, leaves, stack = [], set(), [node]
@@ -114,11 +122,7 @@ def match_weight_block_dequant(node: Node) -> BlockDequant | str:
         outer, top = top, top.args[0]
     if not is_call(top, MUL):
         return f"{node} is not a block dequantization"
-    for data, scale in (top.args, tuple(reversed(top.args))):
-        source = _fp8_source(data) if isinstance(data, Node) else None
-        if source is None or not isinstance(scale, Node):
-            continue
-        q, data_chain = source
+    for q, data_chain, data, scale in _fp8_times_scale(top):
         rows_cols = shape_of(q)
         if len(rows_cols) != 2 or shape_of(outer or top) != rows_cols or not _concrete(shape_of(top)):
             return f"{node}: FP8 weight shape {list(rows_cols)} does not round-trip through the scale multiply"
@@ -180,11 +184,7 @@ def match_activation_group_dequant(node: Node) -> GroupDequant | str:
     top, chain = stripped
     if not is_call(top, MUL) or not any(is_call(n, *RESHAPES) for n in chain):
         return f"{node} is not a grouped dequantization"
-    for data, scale in (top.args, tuple(reversed(top.args))):
-        source = _fp8_source(data) if isinstance(data, Node) else None
-        if source is None or not isinstance(scale, Node):
-            continue
-        q, data_chain = source
+    for q, data_chain, _, scale in _fp8_times_scale(top):
         grouped, s_shape, q_shape = shape_of(top), shape_of(scale), shape_of(q)
         if len(grouped) < 3:
             return f"{node}: the activation is not reshaped into groups along K"

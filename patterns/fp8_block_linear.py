@@ -14,17 +14,20 @@ Runs before the ``fp8_linear`` family, which would otherwise report these as nea
 from __future__ import annotations
 
 import torch
-from torch.fx import Graph, Node
+from torch.fx import Node
 
 from xpu_inductor_ext.formats import ACTIVATION_DTYPES
 from xpu_inductor_ext.ops import BLOCK_SCALED_MM, WEIGHT_ONLY_MM
 
 from .block_scales import MIN_BLOCK_K, GroupDequant, match_activation_group_dequant, match_weight_block_dequant
 from .fp8_linear import ActivationSide, bias_of, match_activation
+from .family import MatmulFusion
 from .graph_edit import replace_with_function
-from .nodes import ADDMM, MM, dtype_of, find_op_node, first_multi_user, is_call, is_transpose
+from .nodes import dtype_of, find_op_node, first_multi_user, is_transpose
 
 PATTERN = "fp8_block_linear"
+BLOCK_WEIGHT = "block weight matched, but "
+"""Prefix of the refusals that come after the weight matched as a block dequantization."""
 
 
 def _weight_nk(w, scale, stored_nk: bool):
@@ -68,27 +71,20 @@ def block_w8a8_replacement(stored_nk: bool, block_n: int, block_k: int, act: str
     return replacement
 
 
-class Fp8BlockLinearFusion:
-    """Rewrite block-scaled FP8 linears into the block ``xpu_quant`` ops."""
+class Fp8BlockLinearFusion(MatmulFusion):
+    """Rewrite block-scaled FP8 linears into the block ``xpu_quant`` ops.
+
+    Refusals of anchors whose weight is not block-dequantized are not near misses of this family
+    (the per-channel family reports on those); refusals after a block weight matched are.
+    """
 
     name = PATTERN
     option = "fuse_fp8_block_linear"
 
-    def apply(self, graph: Graph, report) -> int:
-        """Rewrite every matching matmul in ``graph``; returns the number of rewrites."""
-        count = 0
-        for anchor in list(graph.nodes):
-            if not is_call(anchor, MM, ADDMM):
-                continue
-            result = self._rewrite(anchor, report)
-            if isinstance(result, str):
-                if result.startswith("block:"):
-                    report.near_miss(self.name, anchor, result[len("block: "):])
-                continue
-            count += 1
-        return count
+    def is_near_miss(self, anchor: Node, reason: str) -> bool:
+        return reason.startswith(BLOCK_WEIGHT)
 
-    def _rewrite(self, anchor: Node, report) -> Node | str:
+    def rewrite(self, anchor: Node, report) -> Node | str:
         a_node, b_node = anchor.args[-2], anchor.args[-1]
         stored_nk = is_transpose(b_node)
         weight = match_weight_block_dequant(b_node.args[0] if stored_nk else b_node)
@@ -97,18 +93,18 @@ class Fp8BlockLinearFusion:
         block_n, block_k = (weight.block_rows, weight.block_cols) if stored_nk else (weight.block_cols,
                                                                                        weight.block_rows)
         if block_k < MIN_BLOCK_K:
-            return f"block: {block_n}x{block_k} blocks are per-input-channel scales, not K blocks"
+            return BLOCK_WEIGHT + f"{block_n}x{block_k} blocks are per-input-channel scales, not K blocks"
         out_dtype = dtype_of(anchor)
         bias, bias_mode = bias_of(anchor)
         if out_dtype not in ACTIVATION_DTYPES or bias_mode == "scaled":
-            return f"block: output dtype {out_dtype} / addmm scaling not supported"
+            return BLOCK_WEIGHT + f"output dtype {out_dtype} / addmm scaling not supported"
         activation = self._activation(a_node, block_k)
         if isinstance(activation, str):
-            return "block: " + activation
+            return BLOCK_WEIGHT + activation
         nodes = weight.nodes + ([] if activation is None else activation.nodes) + ([b_node] if stored_nk else [])
         busy = first_multi_user(nodes)
         if busy is not None:
-            return f"block: {busy} (part of the dequantization) has {len(busy.users)} users"
+            return BLOCK_WEIGHT + f"{busy} (part of the dequantization) has {len(busy.users)} users"
         detail = {"block": [block_n, block_k], "bias": bias_mode,
                   "weight_layout": "[N, K]" if stored_nk else "[K, N]"}
         if activation is None:

@@ -20,17 +20,17 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import torch
-from torch.fx import Graph, Node
+from torch.fx import Node
 
 from xpu_inductor_ext.formats import ACTIVATION_DTYPES, scale_axis
 from xpu_inductor_ext.ops import SCALED_MM, WEIGHT_ONLY_MM
 from xpu_inductor_ext.ops.symbolic import is_one, numel_is_one
+from .family import MatmulFusion
 from .graph_edit import replace_with_function
 
 from .nodes import (
     ADDMM,
     BMM,
-    MM,
     RESHAPES,
     Dequant,
     dtype_of,
@@ -148,29 +148,20 @@ def w8a8_replacement(stored_nk: bool, a_scale: str, w_scale: str, bias_mode: str
     return replacement
 
 
-class Fp8LinearFusion:
+class Fp8LinearFusion(MatmulFusion):
     """Rewrite FP8 linears with tensor/row scales into the ``xpu_quant`` FP8 matmul ops."""
 
     name = PATTERN
     option = "fuse_fp8_linear"
 
-    def apply(self, graph: Graph, report) -> int:
-        """Rewrite every matching matmul in ``graph``; returns the number of rewrites."""
-        count = 0
-        for anchor in list(graph.nodes):
-            if is_call(anchor, BMM) and feeds_from_fp8(anchor.args[1]):
-                report.near_miss(self.name, anchor, "batched matmul (non-contiguous 3-D activation) is not fused")
-            if not is_call(anchor, MM, ADDMM):
-                continue
-            result = self._rewrite(anchor, report)
-            if isinstance(result, str):
-                if feeds_from_fp8(anchor.args[-1]):
-                    report.near_miss(self.name, anchor, result)
-                continue
-            count += 1
-        return count
+    def inspect_other(self, node: Node, report) -> None:
+        if is_call(node, BMM) and feeds_from_fp8(node.args[1]):
+            report.near_miss(self.name, node, "batched matmul (non-contiguous 3-D activation) is not fused")
 
-    def _rewrite(self, anchor: Node, report) -> Node | str:
+    def is_near_miss(self, anchor: Node, reason: str) -> bool:
+        return feeds_from_fp8(anchor.args[-1])
+
+    def rewrite(self, anchor: Node, report) -> Node | str:
         a_node, b_node = anchor.args[-2], anchor.args[-1]
         weight = match_weight(b_node)
         if isinstance(weight, str):
