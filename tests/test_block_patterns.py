@@ -158,3 +158,19 @@ def test_triton_lowerings_call_the_kernels():
     assert rel_err(weight_only(x, w, s, None, 128, 128), reference_weight_only_mm(x, w, s, None, 128, 128)) < 1e-2
     assert rel_err(block(a, w, sa, s, None, BF16, 128, 128),
                    reference_block_scaled_mm(a, w, sa, s, None, BF16, 128, 128)) < 1e-2
+
+
+def test_one_by_b_weight_blocks_with_bias(compile_quant):
+    """1 x 128 weight blocks (one scale per row and K-group) and a bias, through addmm."""
+    n, k = 96, 256
+    w = torch.randn(n, k) * 0.05
+    s = w.abs().reshape(n, k // 128, 128).amax(-1) / 448
+    q = (w / s.repeat_interleave(128, 1)).to(torch.float8_e4m3fn)
+    bias = torch.randn(n).to(BF16)
+    fn = lambda x, q, s, b: F.linear(x, (q.float() * expand_block_scale(s, n, k, 1, 128)).to(x.dtype), b)  # noqa
+    x = torch.randn(2, 5, k).to(BF16)
+    compiled = compile_quant(fn)
+    out = compiled(x, q, s, bias)
+    entry = compiled.fused()[0]
+    assert entry["detail"]["block"] == [1, 128] and entry["detail"]["bias"] == "fused"
+    assert rel_err(out, fn(x, q, s, bias)) < 1e-2
