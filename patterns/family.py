@@ -12,13 +12,14 @@ class MatmulFusion:
 
     name = ""
     option = ""
+    anchors = (MM, ADDMM)
+    """The matmul ops this family rewrites."""
 
     def apply(self, graph: Graph, report) -> int:
         """Rewrite every matching matmul in ``graph``; returns the number of rewrites."""
         count = 0
         for anchor in list(graph.nodes):
-            if not is_call(anchor, MM, ADDMM):
-                self.inspect_other(anchor, report)
+            if not is_call(anchor, *self.anchors):
                 continue
             result = self.rewrite(anchor, report)
             if isinstance(result, str):
@@ -35,6 +36,3 @@ class MatmulFusion:
     def is_near_miss(self, anchor: Node, reason: str) -> bool:
         """Whether a refusal is worth reporting (the anchor looked like this family's spelling)."""
         return False
-
-    def inspect_other(self, node: Node, report) -> None:
-        """Look at a non-matmul node (to report spellings the family does not fuse yet)."""

@@ -1,7 +1,8 @@
 """FP8 linears with per-tensor / per-token / per-channel scales.
 
 Spellings matched (post-grad forms of ``F.linear``, ``@``, ``torch.matmul``, with or without bias,
-2-D or contiguous 3-D activations, ``.to(dtype)`` or ``.float()`` casts):
+2-D or 3-D activations — non-contiguous 3-D ones become a ``bmm`` against the broadcast weight,
+fused weight-only — and ``.to(dtype)`` or ``.float()`` casts):
 
 * weight-only (W8A16): ``x @ (w.to(dt) * s_w).t()`` with ``x`` bf16/fp16/fp32
   -> ``xpu_quant::fp8_weight_only_mm``;
@@ -30,7 +31,9 @@ from .graph_edit import replace_with_function
 
 from .nodes import (
     ADDMM,
+    MM,
     BMM,
+    EXPAND,
     RESHAPES,
     Dequant,
     dtype_of,
@@ -116,14 +119,20 @@ def bias_of(anchor: Node) -> tuple[Node | None, str]:
     return bias, "after"
 
 
-def weight_only_replacement(stored_nk: bool, w_scale: str, bias_mode: str):
-    """The replacement for ``x @ dequant(w)^T (+ bias)`` with the match's static choices bound."""
+def weight_only_replacement(stored_nk: bool, w_scale: str, bias_mode: str, batched: bool = False):
+    """The replacement for ``x @ dequant(w)^T (+ bias)`` with the match's static choices bound.
+
+    ``batched``: x is ``[B, M, K]`` (a bmm anchor); it is flattened and the result unflattened.
+    """
 
     def replacement(x, w, scale, bias):
         w_nk = w if stored_nk else w.t()
         s = scale.float().reshape(-1, 1) if w_scale == "row" else scale.float().reshape(1, 1)
         fused_bias = bias.reshape(-1) if bias_mode == "fused" else None
-        out = torch.ops.xpu_quant.fp8_weight_only_mm(x, w_nk, s, fused_bias, 0, 0)
+        x2 = x.reshape(-1, x.shape[-1]) if batched else x
+        out = torch.ops.xpu_quant.fp8_weight_only_mm(x2, w_nk, s, fused_bias, 0, 0)
+        if batched:
+            out = out.reshape(*x.shape[:-1], w_nk.shape[0])
         return out + bias if bias_mode == "after" else out
 
     return replacement
@@ -153,16 +162,18 @@ class Fp8LinearFusion(MatmulFusion):
 
     name = PATTERN
     option = "fuse_fp8_linear"
-
-    def inspect_other(self, node: Node, report) -> None:
-        if is_call(node, BMM) and feeds_from_fp8(node.args[1]):
-            report.near_miss(self.name, node, "batched matmul (non-contiguous 3-D activation) is not fused")
+    anchors = (MM, ADDMM, BMM)
 
     def is_near_miss(self, anchor: Node, reason: str) -> bool:
         return feeds_from_fp8(anchor.args[-1])
 
     def rewrite(self, anchor: Node, report) -> Node | str:
         a_node, b_node = anchor.args[-2], anchor.args[-1]
+        batched = is_call(anchor, BMM)
+        if batched:  # x[B, M, K] @ w.T with x non-contiguous: bmm(x, expand(w.T, [B, K, N]))
+            if not is_call(b_node, EXPAND) or len(shape_of(b_node.args[0])) != 2:
+                return "batched matmul whose second operand is not one weight broadcast over the batch"
+            b_node = b_node.args[0]
         weight = match_weight(b_node)
         if isinstance(weight, str):
             return weight
@@ -172,11 +183,13 @@ class Fp8LinearFusion(MatmulFusion):
         bias, bias_mode = bias_of(anchor)
         if bias_mode == "scaled":
             return "addmm with alpha/beta != 1"
-        activation = match_activation(a_node)
+        activation = "batched matmul: the activation side is not fused" if batched else match_activation(a_node)
         if isinstance(activation, ActivationSide):
             nodes = weight.nodes + activation.nodes
         else:
             nodes = weight.nodes
+        if batched:
+            nodes = nodes + [anchor.args[1]]
         busy = first_multi_user(nodes)
         if busy is not None:
             return f"{busy} (part of the dequantization) has {len(busy.users)} users; fusing would duplicate it"
@@ -187,7 +200,7 @@ class Fp8LinearFusion(MatmulFusion):
             args = [xa.q, xa.scale, w.q, w.scale, bias]
             op, detail = SCALED_MM, {"a_scale": activation.scale_kind}
         else:
-            fn = weight_only_replacement(weight.stored_nk, weight.scale_kind, bias_mode)
+            fn = weight_only_replacement(weight.stored_nk, weight.scale_kind, bias_mode, batched)
             args = [a_node, w.q, w.scale, bias]
             op, detail = WEIGHT_ONLY_MM, {"activation": str(out_dtype).replace("torch.", "")}
             if feeds_from_fp8(a_node):

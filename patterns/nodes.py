@@ -25,6 +25,7 @@ RESHAPES = (aten.reshape.default, aten.view.default)
 MM = aten.mm.default
 ADDMM = aten.addmm.default
 BMM = aten.bmm.default
+EXPAND = aten.expand.default
 
 
 def val(node):

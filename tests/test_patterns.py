@@ -168,3 +168,24 @@ def test_disabled_family_leaves_graph_untouched(compile_quant):
     compiled(torch.randn(2, K).to(BF16), w, s.to(BF16), None)
     report = compiled.reports()[-1]
     assert report["fused"] == [] and "fp8_linear: disabled by option fuse_fp8_linear" in report["notes"]
+
+
+def test_non_contiguous_3d_activation_bmm_form_fuses(compile_quant):
+    w, s = fp8_weight(N, K)
+    fn = lambda x, w, s: x.transpose(0, 1) @ (w.float() * s).to(x.dtype).t()  # noqa: E731
+    x = torch.randn(5, 3, K).to(BF16)
+    compiled = compile_quant(fn)
+    out = compiled(x, w, s)
+    assert out.shape == (3, 5, N)
+    assert [e["replaced"] for e in compiled.fused()] == ["bmm"]
+    assert rel_err(out, fn(x, w, s)) < TOL[BF16]
+
+
+def test_bmm_with_a_batched_weight_is_left_alone(compile_quant):
+    w, s = fp8_weight(N, K)
+    fn = lambda x, w, s: torch.bmm(x, (w.float() * s).to(x.dtype).t().unsqueeze(0).repeat(2, 1, 1) * 1.5)  # noqa
+    x = torch.randn(2, 4, K).to(BF16)
+    compiled = compile_quant(fn)
+    out = compiled(x, w, s)
+    assert compiled.fused() == []
+    assert rel_err(out, fn(x, w, s)) < TOL[BF16]
