@@ -27,6 +27,7 @@ import torch.nn.functional as F
 
 SHAPES = [(8192, 8192), (14336, 4096), (4096, 14336)]  # (N, K)
 DECODE_MS = [1, 4, 16]
+SWEEP_DECODE_MS = [1, 2, 4, 16]
 PREFILL_MS = [2048, 8192]
 GROUP = 128
 FP8 = torch.float8_e4m3fn
@@ -36,8 +37,7 @@ CEILING_SIZE = 8192
 COPY_BYTES = 1 << 30
 WARMUP_MS, REP_MS = 10, 40
 SWEEP_REP_MS = 10
-SWEEP_FINALISTS = 8  # plans of the M=16 sweep re-timed at M=4
-SWEEP_DEADLINE_S = 250  # stop sweeping new shapes after this many seconds
+SWEEP_DEADLINE_S = 480  # stop sweeping new shapes after this many seconds
 TOL_BF16 = 1e-2
 FP8_MMA_TOL = 5e-4
 
@@ -273,65 +273,80 @@ def print_autotune_choices():
 
 
 def decode_candidates(m, ops):
-    """Launch plans to sweep at decode: CUDA-core GEMV (M == 1) and both MMA orientations."""
+    """Launch plans to sweep at decode: the CUDA-core GEMV over 1 or 2 activation rows (weight loads
+    pipelined LOAD_STAGES deep), and both MMA orientations."""
+    Plan = ops.DecodePlan
     plans = []
-    if m == 1:
+    if m <= 2:
+        for (bn, bk, warps), stages in itertools.product(
+                [(16, 512, 4), (8, 512, 4), (32, 256, 4), (8, 1024, 4), (32, 512, 8), (64, 128, 4)], (3, 4, 6)):
+            plans.append(Plan(ops.MMA_FMA, m, bn, bk, 1, warps, 1, stages))
+    if m >= 2:
         for (bn, bk, warps, stages), split in itertools.product(
-                [(8, 512, 4, 1), (16, 512, 4, 1), (16, 512, 4, 3), (16, 1024, 8, 1), (32, 256, 4, 1),
-                 (32, 512, 8, 1)], (1, 2, 4)):
-            plans.append(ops.DecodePlan(ops.MMA_FMA, 1, bn, bk, split, warps, stages))
-    for (bn, splits), bk, stages in itertools.product(((64, (2, 4, 8)), (128, (1, 2, 4))), (128, 256), (2, 4)):
-        for split in splits:
-            plans.append(ops.DecodePlan(ops.MMA_DOT_SWAPPED, 16, bn, bk, split, 4, stages))
-    for bn, bk, split in itertools.product((32, 64), (128, 256), (1, 2, 4)):
-        plans.append(ops.DecodePlan(ops.MMA_DOT, 16, bn, bk, split, 4, 3))
+                [(32, 256, 4, 3), (32, 256, 4, 4), (64, 256, 8, 3), (64, 128, 4, 4), (32, 128, 4, 6)], (1, 2, 4)):
+            plans.append(Plan(ops.MMA_DOT, 16, bn, bk, split, warps, stages))
+        for (bn, bk, warps, stages), split in itertools.product(
+                [(64, 128, 4, 5), (256, 64, 8, 4), (128, 64, 4, 6)], (2, 4)):
+            plans.append(Plan(ops.MMA_DOT_SWAPPED, 16, bn, bk, split, warps, stages))
     return plans
 
 
+def block_decode_candidates(m, ops):
+    """GEMV plans for 128 x 128 block scales: scales on x per element or one per K-tile (BLOCK_K <= 128)."""
+    return [ops.DecodePlan(ops.MMA_FMA, m, bn, bk, split, 4, 1, stages) for bn, bk, split, stages in (
+        (16, 512, 1, 4), (32, 256, 1, 4), (16, 128, 1, 8), (16, 128, 1, 12), (32, 128, 1, 8), (64, 128, 1, 4),
+        (64, 128, 4, 4), (64, 128, 2, 6), (32, 128, 2, 8), (8, 128, 1, 12))]
+
+
 def sweep_weight_only(ceil, results):
-    """Time decode plans at M = 1 and 16 (all candidates) and M = 4 (the best at M = 16)."""
+    """Time every decode plan of decode_candidates(M) beside the default plan, per-channel scales;
+    then GEMV plans for 128 x 128 block scales."""
     from xpu_inductor_ext.kernels.triton_fp8 import ops
-    from xpu_inductor_ext.kernels.triton_fp8.validation import SCALE_PER_CHANNEL
+    from xpu_inductor_ext.kernels.triton_fp8.validation import SCALE_BLOCK, SCALE_PER_CHANNEL
 
     sms = torch.cuda.get_device_properties(0).multi_processor_count
     for n, k in SHAPES:
-        copies = make_weight(n, k, copies=cdiv(L2_DEFEAT_BYTES, n * k))
+        channel = make_weight(n, k, copies=cdiv(L2_DEFEAT_BYTES, n * k))
+        blocks = [quantize_blocks(torch.randn(n, k, device="cuda") / 10, GROUP, GROUP) for _ in channel]
         floor_us = n * k / ceil["copy_gbs"] / 1e3
-        finalists = None
-        for m in (1, 16, 4):
+        sweeps = [(m, "channel", [(w, s) for w, s, _ in channel], SCALE_PER_CHANNEL, (0, 0), decode_candidates(m, ops))
+                  for m in SWEEP_DECODE_MS]
+        sweeps += [(m, "block", blocks, SCALE_BLOCK, (GROUP, GROUP), block_decode_candidates(m, ops)) for m in (1, 2)]
+        for m, label, copies, mode, blk, candidates in sweeps:
             x = (torch.randn(m, k, device="cuda") / 10).to(ACT)
-            w0, s0, _ = copies[0]
-            ref = x.float() @ (w0.float() * s0).t()
-            default = ops.decode_plan(m, n, k, 0, sms)
-            candidates = finalists if m == 4 else decode_candidates(m, ops)
+            w0, s0 = copies[0]
+            s_full = expand(s0, *blk)[:n, :k] if blk[0] else s0
+            ref = x.float() @ (w0.float() * s_full).t()
+            default = ops.decode_plan(m, n, k, *blk, sms)
             timings = []
             for plan in dict.fromkeys([default, *candidates]):
                 def run(w, s, plan=plan):
-                    return ops.launch_weight_only(x, w, s, None, 0, 0, SCALE_PER_CHANNEL, plan=plan)
+                    return ops.launch_weight_only(x, w, s, None, *blk, mode, plan=plan)
                 try:
                     err = rel_err(run(w0, s0), ref)
-                    us = 1e3 * timed_graph([lambda w=w, s=s: run(w, s) for w, s, _ in copies], rep=SWEEP_REP_MS)
+                    us = 1e3 * timed_graph([lambda w=w, s=s: run(w, s) for w, s in copies], rep=SWEEP_REP_MS)
                 except Exception as exc:  # a plan that fails to compile is reported, not fatal
                     print(f"  plan {plan} failed: {type(exc).__name__}: {str(exc)[:200]}")
                     continue
                 timings.append((us, err, plan))
-                results.append(dict(kind="decode", m=m, n=n, k=k, us=us, err=err, plan=plan.__dict__))
+                results.append(dict(kind="decode", scales=label, m=m, n=n, k=k, us=us, err=err, plan=plan.__dict__))
             timings.sort(key=lambda r: r[0])
-            if m == 16:
-                finalists = [plan for _, _, plan in timings[:SWEEP_FINALISTS]]
-            print(f"\nM={m} N={n} K={k}: floor {floor_us:.1f} us")
+            print(f"\nM={m} N={n} K={k} {label} scales: floor {floor_us:.1f} us", flush=True)
             for us, err, plan in timings[:6]:
                 print(f"  {us:7.1f} us  {us / floor_us:.2f}x floor  err {err:.1e}  {plan}")
             for us, err, plan in timings:
                 if plan == default:
                     print(f"  default: {us:.1f} us ({us / floor_us:.2f}x floor) {plan}")
+            for _, err, plan in timings:
+                if not err < TOL_BF16:
+                    print(f"  WRONG: err {err:.1e} {plan}")
 
 
 def block_candidates(ops):
-    return [ops.tile_config(bm, bn, warps, stages) for bm, bn, warps, stages in (
-        (64, 128, 4, 3), (64, 128, 4, 4), (64, 256, 4, 3), (128, 128, 4, 3), (128, 128, 4, 4), (128, 128, 4, 5),
-        (128, 128, 8, 3), (128, 128, 8, 4), (128, 128, 8, 5), (128, 256, 8, 3), (128, 256, 8, 4), (256, 128, 8, 3),
-        (256, 128, 8, 4), (128, 64, 4, 4))]
+    """Pointer-load tiles, then tensor-descriptor (TMA) tiles; DESC falls back to pointers where TMA cannot load."""
+    return [ops.tile_config(bm, bn, warps, stages, DESC=desc) for bm, bn, warps, stages, desc in (
+        (64, 128, 4, 4, False), (128, 128, 8, 3, False), (64, 128, 4, 4, True), (128, 128, 8, 4, True),
+        (128, 128, 8, 5, True), (64, 128, 4, 5, True), (64, 64, 4, 6, True))]
 
 
 def sweep_block_scaled(results, start):

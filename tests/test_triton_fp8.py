@@ -150,26 +150,53 @@ def test_weight_only_strided_inputs_and_fp32_bias():
     assert_close_rel(out, weight_only_reference(x, w, w_scale, bias, 0, 0), torch.bfloat16)
 
 
-@pytest.mark.parametrize("mma_mode", [ops.MMA_FMA, ops.MMA_DOT, ops.MMA_DOT_SWAPPED])
+DECODE_PLAN_CASES = [
+    # (mma mode, rows per program, weight-scale block (rows, cols), plan block_n, plan block_k)
+    (ops.MMA_FMA, 1, (128, 128), 32, 128),  # one scale row per program: the scale multiplies x
+    (ops.MMA_FMA, 2, (128, 128), 16, 64),
+    (ops.MMA_FMA, 1, (16, 128), 32, 64),  # two scale rows per program: per-row scales, K-tile in a block
+    (ops.MMA_FMA, 2, (1, 64), 16, 64),  # 1 x 64 weight blocks
+    (ops.MMA_DOT, ops.DECODE_BLOCK_M, (128, 128), 32, 64),
+    (ops.MMA_DOT_SWAPPED, ops.DECODE_BLOCK_M, (128, 128), 32, 64),
+]
+
+
+@pytest.mark.parametrize("mma_mode,rows,scale_block,block_n,block_k", DECODE_PLAN_CASES)
 @pytest.mark.parametrize("split_k", [1, 3])
-def test_weight_only_decode_plans(mma_mode, split_k):
-    """Every small-M code path, with and without the split-K reduction, in block-scale mode."""
-    m = 1 if mma_mode == ops.MMA_FMA else 4
-    block_m = 1 if mma_mode == ops.MMA_FMA else ops.DECODE_BLOCK_M
+def test_weight_only_decode_plans(mma_mode, rows, scale_block, block_n, block_k, split_k):
+    """Every small-M code path, with and without the split-K reduction, in block-scale mode (ragged K)."""
+    m = 3 if rows == 2 else (1 if mma_mode == ops.MMA_FMA else 4)  # 3 rows: a GEMV pair and a lone row
     n, k = 200, 328
     x = (torch.randn(m, k) / 10).to(torch.bfloat16)
-    w, w_scale, block_n, block_k = make_weight(n, k, "block")
+    w, w_scale = quantize_blocks(torch.randn(n, k) / 10, *scale_block)
     bias = torch.randn(n).to(torch.bfloat16)
-    plan = ops.DecodePlan(mma_mode, block_m, 32, 64, split_k, 4, 1)
-    out = ops.launch_weight_only(x, w, w_scale, bias, block_n, block_k, SCALE_BLOCK, plan=plan)
-    assert_close_rel(out, weight_only_reference(x, w, w_scale, bias, block_n, block_k), torch.bfloat16)
+    plan = ops.DecodePlan(mma_mode, rows, block_n, block_k, split_k, 4, 1, 2)
+    out = ops.launch_weight_only(x, w, w_scale, bias, *scale_block, SCALE_BLOCK, plan=plan)
+    assert_close_rel(out, weight_only_reference(x, w, w_scale, bias, *scale_block), torch.bfloat16)
+
+
+def test_decode_plan_refuses_k_tiles_across_scale_blocks():
+    w, w_scale = quantize_blocks(torch.randn(64, 256) / 10, 16, 128)
+    plan = ops.DecodePlan(ops.MMA_FMA, 1, 32, 256, 1, 4, 1, 2)
+    with pytest.raises(ValueError, match="block_k must divide the scale block 128"):
+        ops.launch_weight_only(torch.randn(1, 256), w, w_scale, None, 16, 128, SCALE_BLOCK, plan=plan)
 
 
 def test_decode_plan_splits_k_to_fill_the_device():
-    assert ops.decode_plan(1, 1024, 8192, 0, num_sms=132).split_k > 1
-    assert ops.decode_plan(1, 1024, 8192, 0, num_sms=1).split_k == 1
-    assert ops.decode_plan(1, 8192, 8192, 0, num_sms=132).split_k == 1  # 512 GEMV programs already
-    assert ops.decode_plan(4, 8192, 8192, 64, num_sms=132).block_k <= 64
+    assert ops.decode_plan(1, 1024, 8192, 0, 0, num_sms=132).split_k > 1
+    assert ops.decode_plan(1, 1024, 8192, 0, 0, num_sms=1).split_k == 1
+    assert ops.decode_plan(1, 8192, 8192, 0, 0, num_sms=132).split_k == 1  # 512 GEMV programs already
+    assert ops.decode_plan(4, 8192, 8192, 64, 64, num_sms=132).block_k <= 64
+
+
+def test_decode_plan_modes_and_block_scales():
+    assert ops.decode_plan(2, 8192, 8192, 0, 0, num_sms=132).mma_mode == ops.MMA_FMA
+    assert ops.decode_plan(3, 8192, 8192, 0, 0, num_sms=132).mma_mode == ops.MMA_DOT
+    square = ops.decode_plan(1, 8192, 8192, 128, 128, num_sms=132)  # K-tile within a block, rows in a scale row
+    assert 128 % square.block_k == 0 and ops.gemv_scales_x(square.block_n, 128)
+    assert square.block_n * square.block_k == ops.GEMV_TILE_BYTES and square.split_k > 1  # 128 programs alone
+    per_row = ops.decode_plan(1, 8192, 8192, 1, 128, num_sms=132)  # 1 x 128 blocks: a scale per row
+    assert 128 % per_row.block_k == 0 and not ops.gemv_scales_x(per_row.block_n, 1)
 
 
 BLOCK_CASES = [

@@ -4,7 +4,9 @@ Imports triton: load it through the package (`xpu_inductor_ext.kernels.triton_fp
 imports this module when triton is importable.
 """
 
+import dataclasses
 import functools
+import math
 import os
 from dataclasses import dataclass
 from typing import Optional
@@ -24,13 +26,18 @@ from .validation import (
 )
 
 # How the weight-only kernel forms the product (its MMA_MODE constexpr).
-MMA_FMA = 0  # GEMV on CUDA cores, one activation row per program
+MMA_FMA = 0  # GEMV on CUDA cores, 1 or 2 activation rows per program
 MMA_DOT = 1  # acc[M, N] += x @ w.T
 MMA_DOT_SWAPPED = 2  # acc[N, M] += w @ x.T: the weight tile is the MMA's large operand
 
-DECODE_MAX_M = 16  # at or below: the GEMV / split-K plan; above: the autotuned tiled kernel
-DECODE_BLOCK_M = 16  # the smallest M tile `tl.dot` takes
-DECODE_NUM_WARPS, DECODE_NUM_STAGES = 4, 3
+DECODE_MAX_M = 16  # at or below: a decode plan (GEMV or MMA, split-K); above: the autotuned tiled kernel
+GEMV_MAX_M = 2  # at or below: the CUDA-core GEMV (one accumulator per row); above: the MMA
+DECODE_BLOCK_M, DECODE_BLOCK_N, DECODE_BLOCK_K = 16, 32, 256  # MMA decode tile (16: the smallest tl.dot M)
+DECODE_NUM_WARPS, DECODE_NUM_STAGES = 4, 4
+GEMV_TILE_BYTES = 8192  # fp8 weight bytes per K-tile of a GEMV program (BLOCK_N * BLOCK_K)
+GEMV_BLOCK_N = (8, 32)  # weight rows per GEMV program, smallest and largest
+GEMV_BLOCK_N_BLOCK_SCALED = 64  # most rows per GEMV program when block scales shorten its K-tile
+GEMV_LOAD_STAGES = 4  # K-tiles in flight per GEMV program
 TILE_BLOCK_K = 64  # K tile of the tiled weight-only kernel (bf16/fp16 operands)
 BLOCK_SCALED_BLOCK_K = 128  # K tile of the block-scaled kernel (fp8 operands)
 SPLIT_K_MIN_ITERS = 4  # a K split keeps at least this many K tiles per program
@@ -56,6 +63,7 @@ class DecodePlan:
     split_k: int
     num_warps: int
     num_stages: int
+    load_stages: int = 1
 
 
 def tile_config(block_m, block_n, num_warps, num_stages, **extra) -> triton.Config:
@@ -82,21 +90,33 @@ def weight_only_tile_configs():
 
 
 def block_scaled_configs():
-    """Autotune candidates of the block-scaled W8A8 kernel.
+    """Autotune candidates of the block-scaled W8A8 kernel loading through pointers.
 
     On an H200, 64 x 128 tiles on one warpgroup (two CTAs per SM) and 128 x 128 on two won; tiles
     whose fp32 accumulator plus per-group partial product overflow the registers (128 x 128 on
     one warpgroup, 128 x 256, 256 x 128) ran at half the speed or less.
     """
     if _interpreting():
-        return [tile_config(16, 32, 4, 1)]
-    return [
-        tile_config(64, 128, 4, 4),
-        tile_config(64, 128, 4, 3),
-        tile_config(64, 64, 4, 4),
-        tile_config(128, 64, 4, 4),
-        tile_config(128, 128, 8, 3),
-    ]
+        return [tile_config(16, 32, 4, 1, DESC=False)]
+    return [tile_config(bm, bn, warps, stages, DESC=False) for bm, bn, warps, stages in (
+        (64, 128, 4, 4), (64, 128, 4, 3), (64, 64, 4, 4), (128, 64, 4, 4), (128, 128, 8, 3))]
+
+
+def _set_descriptor_blocks(nargs) -> None:
+    """Autotuner pre-hook: give the operand descriptors the block shape of the config being run."""
+    nargs["a_ptr"].block_shape = [nargs["BLOCK_M"], nargs["BLOCK_K"]]
+    nargs["b_ptr"].block_shape = [nargs["BLOCK_N"], nargs["BLOCK_K"]]
+
+
+def block_scaled_descriptor_configs():
+    """Autotune candidates of the block-scaled kernel loading through tensor descriptors (TMA).
+
+    The winners of two sweeps on an H200 (prefill, M in {2048, 8192}), each best on some shapes:
+    0.71-0.85 of cuBLASLt's blockwise `_scaled_mm`, against 0.58-0.68 for the pointer loads.
+    """
+    return [triton.Config({"BLOCK_M": bm, "BLOCK_N": bn, "GROUP_M": GROUP_M, "DESC": True}, num_warps=warps,
+                          num_stages=stages, pre_hook=_set_descriptor_blocks)
+            for bm, bn, warps, stages in ((64, 128, 4, 4), (128, 128, 8, 4), (128, 128, 8, 5))]
 
 
 @functools.lru_cache(maxsize=None)
@@ -106,9 +126,10 @@ def weight_only_tiled_kernel():
 
 
 @functools.lru_cache(maxsize=None)
-def block_scaled_tuned_kernel():
-    """The block-scaled kernel autotuned over `block_scaled_configs()` (built on first use)."""
-    return triton.autotune(configs=block_scaled_configs(), key=_AUTOTUNE_KEY)(kernels.fp8_block_scaled_kernel)
+def block_scaled_tuned_kernel(descriptors: bool = False):
+    """The block-scaled kernel autotuned over its pointer or descriptor configs (built on first use)."""
+    configs = block_scaled_descriptor_configs() if descriptors else block_scaled_configs()
+    return triton.autotune(configs=configs, key=_AUTOTUNE_KEY)(kernels.fp8_block_scaled_kernel)
 
 
 def _m_bucket(m):
@@ -132,20 +153,40 @@ def _num_sms(device: torch.device) -> int:
     return DEFAULT_NUM_SMS
 
 
-def decode_plan(m: int, n: int, k: int, scale_block_k: int, num_sms: int) -> DecodePlan:
-    """Pick the small-M launch: a CUDA-core GEMV at M == 1, `x @ w.T` on the MMA above; split K
-    until the grid has about PROGRAMS_PER_SM programs per SM. Tile shapes are the best of a sweep
-    on an H200 over (N, K) in {(8192, 8192), (14336, 4096), (4096, 14336)}."""
-    if m == 1:
-        mma_mode, block_m, block_n, block_k = MMA_FMA, 1, 16, 512
+def _nearest_pow2(value: float) -> int:
+    return 1 << max(0, round(math.log2(max(value, 1.0))))
+
+
+def gemv_scales_x(block_n: int, scale_block_n: int) -> bool:
+    """Whether a GEMV program of `block_n` weight rows lies in one block-scale row: then its one
+    scale per K-tile multiplies the activations rather than every weight."""
+    return scale_block_n > 0 and scale_block_n % block_n == 0
+
+
+def decode_plan(m: int, n: int, k: int, scale_block_n: int, scale_block_k: int, num_sms: int) -> DecodePlan:
+    """Pick the small-M launch, then split K until the grid has about PROGRAMS_PER_SM programs per SM.
+
+    M <= GEMV_MAX_M: the CUDA-core GEMV over M rows, GEMV_TILE_BYTES of weight per K-tile,
+    GEMV_LOAD_STAGES tiles in flight, and as many weight rows per program as give about
+    PROGRAMS_PER_SM programs per SM (within GEMV_BLOCK_N). Above: `x @ w.T` on the MMA. Both are
+    the best of sweeps on an H200 over (N, K) in {(8192, 8192), (14336, 4096), (4096, 14336)}
+    (benchmarks/bench_triton_fp8.py --sweep). Block scales are given as block sizes (0: none).
+    """
+    if m <= GEMV_MAX_M:
+        lo, hi = GEMV_BLOCK_N
+        block_n = min(hi, max(lo, _nearest_pow2(n * m / (PROGRAMS_PER_SM * num_sms))))
+        block_k = GEMV_TILE_BYTES // block_n
+        if scale_block_k:  # a K-tile may not straddle two scale blocks: trade K for rows
+            block_k = _pow2_divisor(scale_block_k, block_k)
+            block_n = max(block_n, min(GEMV_TILE_BYTES // block_k, GEMV_BLOCK_N_BLOCK_SCALED))
+        plan = DecodePlan(MMA_FMA, m, block_n, block_k, 1, DECODE_NUM_WARPS, 1, GEMV_LOAD_STAGES)
     else:
-        mma_mode, block_m, block_n, block_k = MMA_DOT, DECODE_BLOCK_M, 32, 256
-    if scale_block_k:
-        block_k = _pow2_divisor(scale_block_k, block_k)
-    tiles = triton.cdiv(m, block_m) * triton.cdiv(n, block_n)
-    max_split = max(1, triton.cdiv(k, block_k * SPLIT_K_MIN_ITERS))
+        block_k = _pow2_divisor(scale_block_k, DECODE_BLOCK_K) if scale_block_k else DECODE_BLOCK_K
+        plan = DecodePlan(MMA_DOT, DECODE_BLOCK_M, DECODE_BLOCK_N, block_k, 1, DECODE_NUM_WARPS, DECODE_NUM_STAGES)
+    tiles = triton.cdiv(m, plan.block_m) * triton.cdiv(n, plan.block_n)
+    max_split = max(1, triton.cdiv(k, plan.block_k * SPLIT_K_MIN_ITERS))
     split_k = max(1, min(max_split, (PROGRAMS_PER_SM * num_sms) // tiles))
-    return DecodePlan(mma_mode, block_m, block_n, block_k, split_k, DECODE_NUM_WARPS, DECODE_NUM_STAGES)
+    return dataclasses.replace(plan, split_k=split_k)
 
 
 def _weight_only_scale_args(w_scale, scale_mode, block_n, block_k):
@@ -155,6 +196,29 @@ def _weight_only_scale_args(w_scale, scale_mode, block_n, block_k):
     if scale_mode == SCALE_PER_CHANNEL:
         return w_scale.stride(0), 0, 1, 1
     return 0, 0, 1, 1
+
+
+def can_use_descriptors(*tensors) -> bool:
+    """Whether bulk tensor copies (TMA) can load these row-major 2-D tensors: a CUDA GPU of compute
+    capability 9.0 or newer, triton's host-side descriptors, eager execution (not a trace), unit
+    last stride and 16-byte aligned bases and row strides."""
+    if any(type(t) is not torch.Tensor for t in tensors):  # fake or functional tensors: a trace
+        return False
+    if tensors[0].device.type != "cuda" or torch.compiler.is_compiling() or _interpreting():
+        return False
+    if torch.cuda.get_device_capability(tensors[0].device)[0] < 9 or _tensor_descriptor() is None:
+        return False
+    return all(t.stride(-1) == 1 and (t.stride(0) * t.element_size()) % 16 == 0 and t.data_ptr() % 16 == 0
+               for t in tensors)
+
+
+@functools.lru_cache(maxsize=None)
+def _tensor_descriptor():
+    try:
+        from triton.tools.tensor_descriptor import TensorDescriptor
+    except ImportError:
+        return None
+    return TensorDescriptor
 
 
 def launch_weight_only(x, w, w_scale, bias, block_n, block_k, scale_mode, plan: Optional[DecodePlan] = None):
@@ -178,11 +242,15 @@ def launch_weight_only(x, w, w_scale, bias, block_n, block_k, scale_mode, plan: 
 
         wrap_triton(weight_only_tiled_kernel())[grid](
             *args, out, *sizes, k, *strides, 0, out.stride(0), out.stride(1),
-            HAS_BIAS=bias is not None, EVEN_K=k % tile_k == 0, BLOCK_K=tile_k, **meta,
+            HAS_BIAS=bias is not None, EVEN_K=k % tile_k == 0, BLOCK_K=tile_k, SCALE_ON_X=False, LOAD_STAGES=1, **meta,
         )
         return out
     if plan is None:
-        plan = decode_plan(m, n, k, scale_block_k if scale_mode == SCALE_BLOCK else 0, _num_sms(x.device))
+        blocks = (scale_block_n, scale_block_k) if scale_mode == SCALE_BLOCK else (0, 0)
+        plan = decode_plan(m, n, k, *blocks, _num_sms(x.device))
+    if scale_mode == SCALE_BLOCK and scale_block_k % plan.block_k:
+        raise ValueError(f"decode plan {plan}: block_k must divide the scale block {scale_block_k}")
+    scale_on_x = scale_mode == SCALE_BLOCK and plan.mma_mode == MMA_FMA and gemv_scales_x(plan.block_n, scale_block_n)
     k_per_split = triton.cdiv(triton.cdiv(k, plan.split_k), plan.block_k) * plan.block_k
     split_k = triton.cdiv(k, k_per_split)
     target = out if split_k == 1 else torch.empty((split_k, m, n), dtype=torch.float32, device=x.device)
@@ -191,7 +259,8 @@ def launch_weight_only(x, w, w_scale, bias, block_n, block_k, scale_mode, plan: 
         *args, target, *sizes, k_per_split, *strides, m * n, target.stride(-2), target.stride(-1),
         HAS_BIAS=bias is not None and split_k == 1, MMA_MODE=plan.mma_mode, EVEN_K=k % plan.block_k == 0,
         BLOCK_M=plan.block_m, BLOCK_N=plan.block_n, BLOCK_K=plan.block_k, GROUP_M=1,
-        num_warps=plan.num_warps, num_stages=plan.num_stages, **meta,
+        SCALE_ON_X=scale_on_x, LOAD_STAGES=plan.load_stages, num_warps=plan.num_warps,
+        num_stages=plan.num_stages, **meta,
     )
     if split_k > 1:
         wrap_triton(kernels.split_k_reduce_kernel)[(triton.cdiv(m * n, REDUCE_BLOCK),)](
@@ -210,9 +279,18 @@ def launch_block_scaled(a, b, a_scale, b_scale, bias, out_dtype, group_n, group_
     if m == 0:
         return out
     block_k = _pow2_divisor(group_k, BLOCK_SCALED_BLOCK_K)
-    kernel = block_scaled_tuned_kernel() if config is None else kernels.fp8_block_scaled_kernel
-    launch_meta = {} if config is None else dict(config.kwargs, num_warps=config.num_warps,
-                                                   num_stages=config.num_stages)
+    strides = (a.stride(0), a.stride(1), b.stride(0), b.stride(1))
+    descriptors = can_use_descriptors(a, b) and (config is None or config.kwargs.get("DESC", False))
+    if descriptors:  # block shapes are placeholders until the config is known (see the pre-hook)
+        a = _tensor_descriptor().from_tensor(a, [1, block_k])
+        b = _tensor_descriptor().from_tensor(b, [1, block_k])
+    if config is None:
+        kernel, launch_meta = block_scaled_tuned_kernel(descriptors), {}
+    else:
+        kernel = kernels.fp8_block_scaled_kernel
+        launch_meta = dict(config.kwargs, DESC=descriptors, num_warps=config.num_warps, num_stages=config.num_stages)
+        if descriptors:
+            _set_descriptor_blocks(dict(launch_meta, a_ptr=a, b_ptr=b, BLOCK_K=block_k))
 
     def grid(cfg):
         return (triton.cdiv(m, cfg["BLOCK_M"]) * triton.cdiv(n, cfg["BLOCK_N"]),)
@@ -220,7 +298,7 @@ def launch_block_scaled(a, b, a_scale, b_scale, bias, out_dtype, group_n, group_
     wrap_triton(kernel)[grid](
         a, b, a_scale, b_scale, bias if bias is not None else b_scale, out,
         m, n, k, _m_bucket(m),
-        a.stride(0), a.stride(1), b.stride(0), b.stride(1),
+        *strides,
         a_scale.stride(0), a_scale.stride(1), b_scale.stride(0), b_scale.stride(1),
         out.stride(0), out.stride(1),
         GROUP_N=group_n, GROUP_K=group_k, HAS_BIAS=bias is not None, EVEN_K=k % block_k == 0,
