@@ -54,7 +54,7 @@ def _load_x_row(x_ptr, row, offs_k, k_end, stride_xm, stride_xk, EVEN_K: tl.cons
 
 @triton.jit
 def _load_w_tile(w_ptr, rows_w, offs_k, k_end, stride_wn, stride_wk, EVEN_K: tl.constexpr):
-    """The fp8 weight tile [rows, K-slice], streamed past the caches (each weight is read once)."""
+    """The fp8 weight tile [rows, K-tile], streamed past the caches (each weight is read once)."""
     ptrs = w_ptr + rows_w[:, None] * stride_wn + offs_k[None, :] * stride_wk
     if EVEN_K:
         return tl.load(ptrs, eviction_policy="evict_first")
