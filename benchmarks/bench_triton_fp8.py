@@ -292,10 +292,10 @@ def decode_candidates(m, ops):
 
 
 def block_decode_candidates(m, ops):
-    """GEMV plans for 128 x 128 block scales: scales on x per element or one per K-tile (BLOCK_K <= 128)."""
+    """GEMV plans for 128 x 128 block scales (a K-tile stays inside a scale block: BLOCK_K <= 128)."""
     return [ops.DecodePlan(ops.MMA_FMA, m, bn, bk, split, 4, 1, stages) for bn, bk, split, stages in (
-        (16, 512, 1, 4), (32, 256, 1, 4), (16, 128, 1, 8), (16, 128, 1, 12), (32, 128, 1, 8), (64, 128, 1, 4),
-        (64, 128, 4, 4), (64, 128, 2, 6), (32, 128, 2, 8), (8, 128, 1, 12))]
+        (16, 128, 1, 8), (16, 128, 1, 12), (32, 128, 1, 8), (64, 128, 1, 4), (64, 128, 4, 4), (64, 128, 2, 6),
+        (32, 128, 2, 8), (8, 128, 1, 12))]
 
 
 def sweep_weight_only(ceil, results):

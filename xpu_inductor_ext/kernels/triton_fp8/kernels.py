@@ -81,10 +81,11 @@ def fp8_weight_only_kernel(
     elementwise accumulator, reduced once at the end); 1 acc[M, N] += x @ w.T; 2 acc[N, M] +=
     w @ x.T (the weight fills the MMA's large dimension at small M). DOT_IN_FP32 gives the MMA
     fp32 operands (exact, slow): for fp32 x, and in the interpreter, whose bf16 dot is wrong.
-    SCALE_MODE: 0 per-tensor, 1 per-channel, 2 block. BLOCK_K divides SCALE_BLOCK_K, so a K-tile has
-    one block scale per weight row: it multiplies the weight tile row by row, or, with SCALE_ON_X
-    (GEMV programs whose rows all share one scale row), the fp32 activations as one scalar. LOAD_STAGES: K-tiles in flight per GEMV program (its loads feed no dot,
-    so only an explicit `tl.range` stage count pipelines them; the dot modes use num_stages).
+    SCALE_MODE: 0 per-tensor, 1 per-channel, 2 block. BLOCK_K divides SCALE_BLOCK_K, so a K-tile
+    has one block scale per weight row: it multiplies the weight tile row by row, or, with
+    SCALE_ON_X (GEMV programs whose rows all share one scale row), the fp32 activations as one
+    scalar. LOAD_STAGES: K-tiles in flight per GEMV program (its loads feed no dot, so only an
+    explicit `tl.range` stage count pipelines them; the dot modes use num_stages).
     """
     pid_m, pid_n = _tile_coords(tl.program_id(0), M, N, BLOCK_M, BLOCK_N, GROUP_M)
     pid_k = tl.program_id(1)
@@ -108,25 +109,23 @@ def fp8_weight_only_kernel(
         acc_t = tl.zeros((BLOCK_N, BLOCK_M), dtype=tl.float32)
 
     for k0 in tl.range(k_begin, k_end, BLOCK_K, num_stages=LOAD_STAGES if MMA_MODE == 0 else None):
+        offs_k = k0 + tl.arange(0, BLOCK_K)
+        w = _load_w_tile(w_ptr, rows_w, offs_k, k_end, stride_wn, stride_wk, EVEN_K)
+        scale_col = scale_ptr + (k0 // SCALE_BLOCK_K) * stride_sk
+        if SCALE_ON_X:  # one scale for the whole tile
+            s_x = tl.load(scale_col + (pid_n * BLOCK_N // SCALE_BLOCK_N) * stride_sn)
+        elif SCALE_MODE == 2:
+            s_row = tl.load(scale_col + (rows_w // SCALE_BLOCK_N) * stride_sn)
         if MMA_MODE == 0:
-            offs_k = k0 + tl.arange(0, BLOCK_K)
-            w_f = _load_w_tile(w_ptr, rows_w, offs_k, k_end, stride_wn, stride_wk, EVEN_K).to(tl.float32)
-            if SCALE_ON_X:  # one scale for the whole tile
-                s_x = tl.load(scale_ptr + (pid_n * BLOCK_N // SCALE_BLOCK_N) * stride_sn
-                              + (k0 // SCALE_BLOCK_K) * stride_sk)
-            elif SCALE_MODE == 2:
-                w_f = w_f * tl.load(scale_ptr + (rows_w // SCALE_BLOCK_N) * stride_sn
-                                    + (k0 // SCALE_BLOCK_K) * stride_sk)[:, None]
+            w_f = w.to(tl.float32)
+            if SCALE_MODE == 2 and not SCALE_ON_X:
+                w_f = w_f * s_row[:, None]
             x0 = _load_x_row(x_ptr, tl.minimum(first_row, M - 1), offs_k, k_end, stride_xm, stride_xk, EVEN_K)
             acc0 += w_f * (x0 * s_x if SCALE_ON_X else x0)
             if BLOCK_M == 2:
                 x1 = _load_x_row(x_ptr, tl.minimum(first_row + 1, M - 1), offs_k, k_end, stride_xm, stride_xk, EVEN_K)
                 acc1 += w_f * (x1 * s_x if SCALE_ON_X else x1)
         else:
-            offs_k = k0 + tl.arange(0, BLOCK_K)
-            w = _load_w_tile(w_ptr, rows_w, offs_k, k_end, stride_wn, stride_wk, EVEN_K)
-            if SCALE_MODE == 2:
-                s_row = tl.load(scale_ptr + (rows_w // SCALE_BLOCK_N) * stride_sn + (k0 // SCALE_BLOCK_K) * stride_sk)
             x_ptrs = x_ptr + rows_x[:, None] * stride_xm + offs_k[None, :] * stride_xk
             if EVEN_K:
                 x = tl.load(x_ptrs)

@@ -66,12 +66,13 @@ class DecodePlan:
     load_stages: int = 1
 
 
-def tile_config(block_m, block_n, num_warps, num_stages, **extra) -> triton.Config:
+def tile_config(block_m, block_n, num_warps, num_stages, pre_hook=None, **extra) -> triton.Config:
     """A tiled-kernel config: BLOCK_M x BLOCK_N tiles in GROUP_M groups, plus `extra` constexprs."""
     return triton.Config(
         {"BLOCK_M": block_m, "BLOCK_N": block_n, "GROUP_M": GROUP_M, **extra},
         num_warps=num_warps,
         num_stages=num_stages,
+        pre_hook=pre_hook,
     )
 
 
@@ -114,8 +115,7 @@ def block_scaled_descriptor_configs():
     The winners of two sweeps on an H200 (prefill, M in {2048, 8192}), each best on some shapes:
     0.71-0.85 of cuBLASLt's blockwise `_scaled_mm`, against 0.58-0.68 for the pointer loads.
     """
-    return [triton.Config({"BLOCK_M": bm, "BLOCK_N": bn, "GROUP_M": GROUP_M, "DESC": True}, num_warps=warps,
-                          num_stages=stages, pre_hook=_set_descriptor_blocks)
+    return [tile_config(bm, bn, warps, stages, pre_hook=_set_descriptor_blocks, DESC=True)
             for bm, bn, warps, stages in ((64, 128, 4, 4), (128, 128, 8, 4), (128, 128, 8, 5))]
 
 
@@ -206,10 +206,16 @@ def can_use_descriptors(*tensors) -> bool:
         return False
     if tensors[0].device.type != "cuda" or torch.compiler.is_compiling() or _interpreting():
         return False
-    if torch.cuda.get_device_capability(tensors[0].device)[0] < 9 or _tensor_descriptor() is None:
+    if _cuda_major(tensors[0].device) < 9 or _tensor_descriptor() is None:
         return False
     return all(t.stride(-1) == 1 and (t.stride(0) * t.element_size()) % 16 == 0 and t.data_ptr() % 16 == 0
                for t in tensors)
+
+
+@functools.lru_cache(maxsize=None)
+def _cuda_major(device: torch.device) -> int:
+    """Compute-capability major of a CUDA device (cached: asked on every eager launch)."""
+    return torch.cuda.get_device_capability(device)[0]
 
 
 @functools.lru_cache(maxsize=None)
