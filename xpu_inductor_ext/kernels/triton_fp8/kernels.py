@@ -1,13 +1,56 @@
 """Triton kernels for FP8 matmuls: weight-only (W8A16) and DeepSeek-style block-scaled W8A8.
 
-Only portable Triton is used (plain pointer loads, `tl.dot`, no target-specific intrinsics), so the
-kernels run on NVIDIA, on Intel's Triton and in the interpreter (`TRITON_INTERPRET=1`).
-Launch logic and configs live in `ops.py` (which names the MMA_MODE values), validation in
-`validation.py` (which names the SCALE_MODE values); this module holds the device code only.
+Portable Triton (plain pointer loads, `tl.dot`) runs on NVIDIA, on Intel's Triton and in the
+interpreter (`TRITON_INTERPRET=1`). One guarded exception: with WIDEN == WIDEN_BITS (chosen by
+`ops.py` only for CUDA GPUs of compute capability 8.0 or newer) the weight-only kernel widens fp8
+weights to bf16 in inline PTX. Launch logic and configs live in `ops.py` (which names the MMA_MODE
+values), validation in `validation.py` (which names the SCALE_MODE values); this module holds the
+device code only.
 """
 
 import triton
 import triton.language as tl
+
+
+# e4m3 has 4 exponent bits (bias 7) and 3 mantissa bits, e5m2 5 (bias 15) and 2, bf16 8 (bias 127)
+# and 7. A byte permute with sign replication turns four fp8 bytes into two words of two 16-bit
+# lanes, each lane one byte sign-extended. Shifted left by 7 - mantissa bits (4 for e4m3, 5 for
+# e5m2), the mantissa lands at the top of bf16's and the exponent at the bottom of bf16's; masked
+# to those seven bits and the sign, the lane holds value * 2^-(127 - bias) exactly (fp8 subnormals
+# become bf16 subnormals). One bf16 fma by 2^(127 - bias) restores the value. NaN and infinity
+# codes would read as finite numbers (e4m3 0x7F: 480): ops.py sends weights holding them to the cast.
+# One line: Inductor copies these globals into its generated code when model code calls the op.
+_E4M3_TO_BF16_ASM = tl.constexpr(
+    "{ .reg .b32 lo, hi, c, z; mov.b32 c, 0x7B807B80; mov.b32 z, 0x80008000;"
+    " prmt.b32 lo, $2, 0, 0x9180; prmt.b32 hi, $2, 0, 0xB3A2; shl.b32 lo, lo, 4; shl.b32 hi, hi, 4;"
+    " and.b32 lo, lo, 0x87F087F0; and.b32 hi, hi, 0x87F087F0;"
+    " fma.rn.bf16x2 $0, lo, c, z; fma.rn.bf16x2 $1, hi, c, z; }")
+_E5M2_TO_BF16_ASM = tl.constexpr(
+    "{ .reg .b32 lo, hi, c, z; mov.b32 c, 0x77807780; mov.b32 z, 0x80008000;"
+    " prmt.b32 lo, $2, 0, 0x9180; prmt.b32 hi, $2, 0, 0xB3A2; shl.b32 lo, lo, 5; shl.b32 hi, hi, 5;"
+    " and.b32 lo, lo, 0x8FE08FE0; and.b32 hi, hi, 0x8FE08FE0;"
+    " fma.rn.bf16x2 $0, lo, c, z; fma.rn.bf16x2 $1, hi, c, z; }")
+
+
+@triton.jit
+def _widen_fp8(w, dtype: tl.constexpr, WIDEN: tl.constexpr):
+    """fp8 tile -> `dtype` tile, exactly for finite codes. WIDEN_BITS (bf16 only; CUDA sm80+): each
+    32-bit register of four bytes becomes two bf16x2 words by a byte permute, a shift, a mask and
+    an fma per word, on the integer and FMA pipes. Triton's cast (e4m3x2 -> f16x2, then one F2F per
+    element to bf16) kept the MMA decode kernel at 27-34 us against 21-23 us for this on an H200."""
+    if WIDEN == 1 and dtype == tl.bfloat16:  # ops.WIDEN_BITS
+        if w.dtype == tl.float8e5:
+            return tl.inline_asm_elementwise(asm=_E5M2_TO_BF16_ASM, constraints="=r,=r,r",
+                                             args=[w.to(tl.uint8, bitcast=True)], dtype=tl.bfloat16,
+                                             is_pure=True, pack=4)
+        return tl.inline_asm_elementwise(asm=_E4M3_TO_BF16_ASM, constraints="=r,=r,r",
+                                         args=[w.to(tl.uint8, bitcast=True)], dtype=tl.bfloat16,
+                                         is_pure=True, pack=4)
+    if w.dtype == tl.float8e5 and dtype == tl.bfloat16:
+        # Triton 3.6's direct e5m2 -> bf16 cast reads inf/NaN codes as finite numbers (seen on an
+        # H200); through fp32 they stay inf/NaN.
+        return w.to(tl.float32).to(dtype)
+    return w.to(dtype)
 
 
 @triton.jit
@@ -70,7 +113,7 @@ def fp8_weight_only_kernel(
     SCALE_MODE: tl.constexpr, SCALE_BLOCK_N: tl.constexpr, SCALE_BLOCK_K: tl.constexpr, SCALE_ON_X: tl.constexpr,
     HAS_BIAS: tl.constexpr, MMA_MODE: tl.constexpr, DOT_IN_FP32: tl.constexpr, EVEN_K: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
-    LOAD_STAGES: tl.constexpr,
+    LOAD_STAGES: tl.constexpr, WIDEN: tl.constexpr,
 ):
     """out[m, n] = sum_k x[m, k] * w[n, k] * scale(n, k) (+ bias[n]), w read as fp8.
 
@@ -81,6 +124,7 @@ def fp8_weight_only_kernel(
     elementwise accumulator, reduced once at the end); 1 acc[M, N] += x @ w.T; 2 acc[N, M] +=
     w @ x.T (the weight fills the MMA's large dimension at small M). DOT_IN_FP32 gives the MMA
     fp32 operands (exact, slow): for fp32 x, and in the interpreter, whose bf16 dot is wrong.
+    WIDEN: how the MMA modes widen the fp8 tile (ops.WIDEN_CAST or ops.WIDEN_BITS, see `_widen_fp8`).
     SCALE_MODE: 0 per-tensor, 1 per-channel, 2 block. BLOCK_K divides SCALE_BLOCK_K, so a K-tile
     has one block scale per weight row: it multiplies the weight tile row by row, or, with
     SCALE_ON_X (GEMV programs whose rows all share one scale row), the fp32 activations as one
@@ -132,12 +176,12 @@ def fp8_weight_only_kernel(
             else:
                 x = tl.load(x_ptrs, mask=offs_k[None, :] < k_end, other=0.0)
             if MMA_MODE == 1:
-                part = tl.dot(x.to(dot_dtype), tl.trans(w.to(dot_dtype)), input_precision="ieee")
+                part = tl.dot(x.to(dot_dtype), tl.trans(_widen_fp8(w, dot_dtype, WIDEN)), input_precision="ieee")
                 if SCALE_MODE == 2:
                     part = part * s_row[None, :]
                 acc += part
             else:
-                part = tl.dot(w.to(dot_dtype), tl.trans(x.to(dot_dtype)), input_precision="ieee")
+                part = tl.dot(_widen_fp8(w, dot_dtype, WIDEN), tl.trans(x.to(dot_dtype)), input_precision="ieee")
                 if SCALE_MODE == 2:
                     part = part * s_row[:, None]
                 acc_t += part
@@ -154,6 +198,110 @@ def fp8_weight_only_kernel(
             acc = tl.trans(acc_t)
         _store_tile(acc, offs_m, offs_n, rows_w, pid_k, scale_ptr, bias_ptr, out_ptr, M, N,
                     stride_sn, stride_os, stride_om, stride_on, SCALE_MODE, HAS_BIAS)
+
+
+@triton.jit
+def _mma_step(x_ptr, w_ptr, rows_x, rows_w, k0, k_end, stride_xm, stride_xk, stride_wn, stride_wk,
+              scale_ptr, stride_sn, stride_sk, dot_dtype: tl.constexpr, SCALE_MODE: tl.constexpr,
+              SCALE_BLOCK_N: tl.constexpr, SCALE_BLOCK_K: tl.constexpr, SWAPPED: tl.constexpr,
+              EVEN_K: tl.constexpr, WIDEN: tl.constexpr, BLOCK_K: tl.constexpr):
+    """One K-tile's product: x[rows_x, k0:k0+BLOCK_K] @ w[rows_w, ...].T, as [N, M] when SWAPPED."""
+    offs_k = k0 + tl.arange(0, BLOCK_K)
+    w = _load_w_tile(w_ptr, rows_w, offs_k, k_end, stride_wn, stride_wk, EVEN_K)
+    x_ptrs = x_ptr + rows_x[:, None] * stride_xm + offs_k[None, :] * stride_xk
+    if EVEN_K:
+        x = tl.load(x_ptrs)
+    else:
+        x = tl.load(x_ptrs, mask=offs_k[None, :] < k_end, other=0.0)
+    w = _widen_fp8(w, dot_dtype, WIDEN)
+    if SWAPPED:
+        part = tl.dot(w, tl.trans(x.to(dot_dtype)), input_precision="ieee")
+    else:
+        part = tl.dot(x.to(dot_dtype), tl.trans(w), input_precision="ieee")
+    if SCALE_MODE == 2:
+        s_row = tl.load(scale_ptr + (k0 // SCALE_BLOCK_K) * stride_sk + (rows_w // SCALE_BLOCK_N) * stride_sn)
+        part = part * (s_row[:, None] if SWAPPED else s_row[None, :])
+    return part
+
+
+@triton.jit
+def fp8_weight_only_slab_kernel(
+    x_ptr, w_ptr, scale_ptr, bias_ptr, out_ptr,
+    M, N, K, K_PER_SPLIT,
+    stride_xm, stride_xk, stride_wn, stride_wk, stride_sn, stride_sk,
+    stride_os, stride_om, stride_on,
+    SCALE_MODE: tl.constexpr, SCALE_BLOCK_N: tl.constexpr, SCALE_BLOCK_K: tl.constexpr,
+    HAS_BIAS: tl.constexpr, SWAPPED: tl.constexpr, DOT_IN_FP32: tl.constexpr, EVEN_K: tl.constexpr,
+    WIDEN: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+    SLABS: tl.constexpr, BATCHED: tl.constexpr,
+):
+    """The MMA decode kernel (M <= BLOCK_M): `fp8_weight_only_kernel`'s MMA modes with each step's
+    K range cut into SLABS slabs of BLOCK_K, summed over slabs once at the end. BATCHED: one
+    batched `tl.dot` over [SLABS, rows, BLOCK_K] tiles, so the program's warps take slabs side by
+    side; else (SLABS == 2) two independent accumulators, for instruction-level parallelism.
+
+    At decode a program's N-tile is small, so without slabs a GPU holds one or two warps per
+    scheduler, which stall on each MMA and conversion chain; split-K over programs (K_PER_SPLIT)
+    also needs the reduction kernel. SWAPPED: acc[N, M] += w @ x.T, else acc[M, N] += x @ w.T.
+    Block scales need BLOCK_K to divide SCALE_BLOCK_K. Other arguments as the generic kernel's.
+    """
+    pid_n = tl.program_id(0)
+    pid_k = tl.program_id(1)
+    offs_m = tl.arange(0, BLOCK_M)
+    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    rows_x = (offs_m % M).to(tl.int64)
+    rows_w = (offs_n % N).to(tl.int64)
+    k_begin = pid_k * K_PER_SPLIT
+    k_end = tl.minimum(k_begin + K_PER_SPLIT, K)
+    dot_dtype = tl.float32 if DOT_IN_FP32 else x_ptr.dtype.element_ty
+    if BATCHED:
+        slab_k = tl.arange(0, SLABS)[:, None] * BLOCK_K + tl.arange(0, BLOCK_K)[None, :]  # [SLABS, BLOCK_K]
+        if SWAPPED:
+            acc = tl.zeros((SLABS, BLOCK_N, BLOCK_M), dtype=tl.float32)
+        else:
+            acc = tl.zeros((SLABS, BLOCK_M, BLOCK_N), dtype=tl.float32)
+        for k0 in range(k_begin, k_end, SLABS * BLOCK_K):
+            offs_k = (k0 + slab_k)[:, None, :]  # [SLABS, 1, BLOCK_K]
+            w_ptrs = w_ptr + rows_w[None, :, None] * stride_wn + offs_k * stride_wk
+            x_ptrs = x_ptr + rows_x[None, :, None] * stride_xm + offs_k * stride_xk
+            if EVEN_K:
+                w = tl.load(w_ptrs, eviction_policy="evict_first")
+                x = tl.load(x_ptrs)
+            else:
+                w = tl.load(w_ptrs, mask=offs_k < k_end, other=0.0, eviction_policy="evict_first")
+                x = tl.load(x_ptrs, mask=offs_k < k_end, other=0.0)
+            w = _widen_fp8(w, dot_dtype, WIDEN)
+            x = x.to(dot_dtype)
+            if SWAPPED:
+                part = tl.dot(w, tl.permute(x, (0, 2, 1)), input_precision="ieee")
+            else:
+                part = tl.dot(x, tl.permute(w, (0, 2, 1)), input_precision="ieee")
+            if SCALE_MODE == 2:  # one scale per (slab, weight row)
+                slab_first_k = k0 + tl.arange(0, SLABS) * BLOCK_K
+                s = tl.load(scale_ptr + (slab_first_k // SCALE_BLOCK_K)[:, None] * stride_sk
+                            + (rows_w // SCALE_BLOCK_N)[None, :] * stride_sn)
+                part = part * (s[:, :, None] if SWAPPED else s[:, None, :])
+            acc += part
+        acc = tl.sum(acc, axis=0)
+    else:
+        tl.static_assert(SLABS == 2)
+        if SWAPPED:
+            acc = tl.zeros((BLOCK_N, BLOCK_M), dtype=tl.float32)
+        else:
+            acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+        acc2 = tl.zeros_like(acc)
+        for k0 in range(k_begin, k_end, 2 * BLOCK_K):
+            acc += _mma_step(x_ptr, w_ptr, rows_x, rows_w, k0, k_end, stride_xm, stride_xk, stride_wn, stride_wk,
+                             scale_ptr, stride_sn, stride_sk, dot_dtype, SCALE_MODE, SCALE_BLOCK_N, SCALE_BLOCK_K,
+                             SWAPPED, EVEN_K, WIDEN, BLOCK_K)
+            acc2 += _mma_step(x_ptr, w_ptr, rows_x, rows_w, k0 + BLOCK_K, k_end, stride_xm, stride_xk, stride_wn,
+                              stride_wk, scale_ptr, stride_sn, stride_sk, dot_dtype, SCALE_MODE, SCALE_BLOCK_N,
+                              SCALE_BLOCK_K, SWAPPED, EVEN_K, WIDEN, BLOCK_K)
+        acc += acc2
+    if SWAPPED:
+        acc = tl.trans(acc)
+    _store_tile(acc, offs_m, offs_n, rows_w, pid_k, scale_ptr, bias_ptr, out_ptr, M, N,
+                stride_sn, stride_os, stride_om, stride_on, SCALE_MODE, HAS_BIAS)
 
 
 @triton.jit

@@ -4,6 +4,7 @@ Imports triton: load it through the package (`xpu_inductor_ext.kernels.triton_fp
 imports this module when triton is importable.
 """
 
+import collections
 import dataclasses
 import functools
 import math
@@ -30,10 +31,17 @@ MMA_FMA = 0  # GEMV on CUDA cores, 1 or 2 activation rows per program
 MMA_DOT = 1  # acc[M, N] += x @ w.T
 MMA_DOT_SWAPPED = 2  # acc[N, M] += w @ x.T: the weight tile is the MMA's large operand
 
+# How the weight-only kernel's MMA modes widen fp8 weights (its WIDEN constexpr; see kernels._widen_fp8).
+WIDEN_CAST = 0  # w.to(x.dtype): portable (Intel's Triton, the interpreter, fp16/fp32 activations)
+WIDEN_BITS = 1  # inline PTX bit moves + one exact multiply: bf16 activations on CUDA sm80+
+WIDEN_BITS_MIN_CAPABILITY = (8, 0)  # fma.rn.bf16x2
+
 DECODE_MAX_M = 16  # at or below: a decode plan (GEMV or MMA, split-K); above: the autotuned tiled kernel
 GEMV_MAX_M = 2  # at or below: the CUDA-core GEMV (one accumulator per row); above: the MMA
-DECODE_BLOCK_M, DECODE_BLOCK_N, DECODE_BLOCK_K = 16, 32, 256  # MMA decode tile (16: the smallest tl.dot M)
+DECODE_BLOCK_M, DECODE_BLOCK_N, DECODE_BLOCK_K = 16, 64, 128  # MMA decode tile (16: the smallest tl.dot M)
+DECODE_SLABS = 2  # MMA decode: two K-tiles per step into two accumulators (fp8_weight_only_slab_kernel)
 DECODE_NUM_WARPS, DECODE_NUM_STAGES = 4, 4
+MMA_PROGRAMS_PER_SM = 2  # split the MMA decode grid's K until it has about this many programs per SM
 GEMV_TILE_BYTES = 8192  # fp8 weight bytes per K-tile of a GEMV program (BLOCK_N * BLOCK_K)
 GEMV_BLOCK_N = (8, 32)  # weight rows per GEMV program, smallest and largest
 GEMV_BLOCK_N_BLOCK_SCALED = 64  # most rows per GEMV program when block scales shorten its K-tile
@@ -64,6 +72,9 @@ class DecodePlan:
     num_warps: int
     num_stages: int
     load_stages: int = 1
+    widen: Optional[int] = None  # None: widen_mode() of the inputs
+    slabs: int = 1  # MMA modes: K slabs per step (fp8_weight_only_slab_kernel)
+    batched: bool = True  # slabs through one batched dot (warps side by side), else two accumulators
 
 
 def tile_config(block_m, block_n, num_warps, num_stages, pre_hook=None, **extra) -> triton.Config:
@@ -164,13 +175,17 @@ def gemv_scales_x(block_n: int, scale_block_n: int) -> bool:
 
 
 def decode_plan(m: int, n: int, k: int, scale_block_n: int, scale_block_k: int, num_sms: int) -> DecodePlan:
-    """Pick the small-M launch, then split K until the grid has about PROGRAMS_PER_SM programs per SM.
+    """Pick the small-M launch and its K split.
 
     M <= GEMV_MAX_M: the CUDA-core GEMV over M rows, GEMV_TILE_BYTES of weight per K-tile,
     GEMV_LOAD_STAGES tiles in flight, and as many weight rows per program as give about
-    PROGRAMS_PER_SM programs per SM (within GEMV_BLOCK_N). Above: `x @ w.T` on the MMA. Both are
-    the best of sweeps on an H200 over (N, K) in {(8192, 8192), (14336, 4096), (4096, 14336)}
-    (benchmarks/bench_triton_fp8.py --sweep). Block scales are given as block sizes (0: none).
+    PROGRAMS_PER_SM programs per SM (within GEMV_BLOCK_N); K is split until the grid has about
+    that many programs. Above: `x @ w.T` on the MMA, two K-tiles per step into two accumulators
+    (instruction-level parallelism for the one or two warps per scheduler a decode grid gives),
+    K split until the grid has about MMA_PROGRAMS_PER_SM programs per SM. Both are the best of
+    sweeps on an H200 over (N, K) in {(8192, 8192), (14336, 4096), (4096, 14336)} and M in
+    {1, 2, 3, 4, 8, 16} (benchmarks/bench_triton_fp8.py --sweep). Block scales are given as block
+    sizes (0: none); a K-tile never straddles two scale blocks.
     """
     if m <= GEMV_MAX_M:
         lo, hi = GEMV_BLOCK_N
@@ -180,13 +195,17 @@ def decode_plan(m: int, n: int, k: int, scale_block_n: int, scale_block_k: int, 
             block_k = _pow2_divisor(scale_block_k, block_k)
             block_n = max(block_n, min(GEMV_TILE_BYTES // block_k, GEMV_BLOCK_N_BLOCK_SCALED))
         plan = DecodePlan(MMA_FMA, m, block_n, block_k, 1, DECODE_NUM_WARPS, 1, GEMV_LOAD_STAGES)
+        programs = PROGRAMS_PER_SM * num_sms
+        tiles = triton.cdiv(m, plan.block_m) * triton.cdiv(n, plan.block_n)
+        wanted = programs // tiles
     else:
         block_k = _pow2_divisor(scale_block_k, DECODE_BLOCK_K) if scale_block_k else DECODE_BLOCK_K
-        plan = DecodePlan(MMA_DOT, DECODE_BLOCK_M, DECODE_BLOCK_N, block_k, 1, DECODE_NUM_WARPS, DECODE_NUM_STAGES)
-    tiles = triton.cdiv(m, plan.block_m) * triton.cdiv(n, plan.block_n)
-    max_split = max(1, triton.cdiv(k, plan.block_k * SPLIT_K_MIN_ITERS))
-    split_k = max(1, min(max_split, (PROGRAMS_PER_SM * num_sms) // tiles))
-    return dataclasses.replace(plan, split_k=split_k)
+        plan = DecodePlan(MMA_DOT, DECODE_BLOCK_M, DECODE_BLOCK_N, block_k, 1, DECODE_NUM_WARPS,
+                          DECODE_NUM_STAGES, slabs=DECODE_SLABS, batched=False)
+        tiles = triton.cdiv(n, plan.block_n)
+        wanted = round(MMA_PROGRAMS_PER_SM * num_sms / tiles)
+    max_split = max(1, triton.cdiv(k, plan.block_k * plan.slabs * SPLIT_K_MIN_ITERS))
+    return dataclasses.replace(plan, split_k=max(1, min(max_split, wanted)))
 
 
 def _weight_only_scale_args(w_scale, scale_mode, block_n, block_k):
@@ -198,24 +217,85 @@ def _weight_only_scale_args(w_scale, scale_mode, block_n, block_k):
     return 0, 0, 1, 1
 
 
+def widen_mode(x: torch.Tensor, w: torch.Tensor) -> int:
+    """WIDEN_BITS for bf16 activations on an NVIDIA GPU that has bf16x2 fma (not under the
+    interpreter, which runs no PTX) and a weight not known to hold NaN/inf codes (the bit moves
+    would read them as finite numbers); WIDEN_CAST everywhere else."""
+    if x.dtype != torch.bfloat16 or x.device.type != "cuda" or torch.version.hip or _interpreting():
+        return WIDEN_CAST
+    if _cuda_capability(x.device) < WIDEN_BITS_MIN_CAPABILITY:
+        return WIDEN_CAST
+    return WIDEN_CAST if weight_codes_finite(w) is False else WIDEN_BITS
+
+
+# Bits that are all ones in an fp8 format's NaN and infinity codes (and in no finite code).
+_NON_FINITE_BITS = {torch.float8_e4m3fn: 0x7F, torch.float8_e5m2: 0x7C}
+
+
+class _FiniteCodeCache:
+    """Whether an fp8 weight holds only finite codes, read once per (storage address, shape,
+    strides, dtype, version counter) and kept for the FINITE_CODE_CACHE_SIZE weights used last.
+
+    Weights are long-lived, so the extra read (and host sync) is paid once per weight; views made
+    anew on every call hit the cache, and an in-place update bumps the version. Returns None where
+    values cannot be read: fake tensors (a trace), a CUDA graph being captured.
+    """
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._seen: collections.OrderedDict = collections.OrderedDict()
+
+    def __call__(self, w: torch.Tensor) -> Optional[bool]:
+        if not _holds_values(w):
+            return None
+        key = (w.data_ptr(), tuple(w.shape), w.stride(), w.dtype, w.device, _version_or_none(w))
+        if key in self._seen:
+            self._seen.move_to_end(key)
+            return self._seen[key]
+        if w.is_cuda and torch.cuda.is_current_stream_capturing():
+            return None
+        bits = _NON_FINITE_BITS[w.dtype]
+        finite = not bool(((w.view(torch.uint8) & bits) == bits).any())
+        self._seen[key] = finite
+        if len(self._seen) > self._size:
+            self._seen.popitem(last=False)
+        return finite
+
+
+def _version_or_none(t: torch.Tensor) -> Optional[int]:
+    try:
+        return t._version
+    except RuntimeError:  # inference tensors keep no version counter (nor change outside inference mode)
+        return None
+
+
+FINITE_CODE_CACHE_SIZE = 4096
+weight_codes_finite = _FiniteCodeCache(FINITE_CODE_CACHE_SIZE)
+
+
+def _holds_values(t) -> bool:
+    """A plain tensor or parameter outside a trace (fake and functional tensors hold no values)."""
+    return type(t) in (torch.Tensor, torch.nn.Parameter) and not torch.compiler.is_compiling()
+
+
 def can_use_descriptors(*tensors) -> bool:
     """Whether bulk tensor copies (TMA) can load these row-major 2-D tensors: a CUDA GPU of compute
     capability 9.0 or newer, triton's host-side descriptors, eager execution (not a trace), unit
     last stride and 16-byte aligned bases and row strides."""
-    if any(type(t) is not torch.Tensor for t in tensors):  # fake or functional tensors: a trace
+    if not all(_holds_values(t) for t in tensors):
         return False
-    if tensors[0].device.type != "cuda" or torch.compiler.is_compiling() or _interpreting():
+    if tensors[0].device.type != "cuda" or _interpreting():
         return False
-    if _cuda_major(tensors[0].device) < 9 or _tensor_descriptor() is None:
+    if _cuda_capability(tensors[0].device)[0] < 9 or _tensor_descriptor() is None:
         return False
     return all(t.stride(-1) == 1 and (t.stride(0) * t.element_size()) % 16 == 0 and t.data_ptr() % 16 == 0
                for t in tensors)
 
 
 @functools.lru_cache(maxsize=None)
-def _cuda_major(device: torch.device) -> int:
-    """Compute-capability major of a CUDA device (cached: asked on every eager launch)."""
-    return torch.cuda.get_device_capability(device)[0]
+def _cuda_capability(device: torch.device) -> tuple:
+    """Compute capability of a CUDA device (cached: asked on every eager launch)."""
+    return tuple(torch.cuda.get_device_capability(device))
 
 
 @functools.lru_cache(maxsize=None)
@@ -236,10 +316,9 @@ def launch_weight_only(x, w, w_scale, bias, block_n, block_k, scale_mode, plan: 
         return out
     stride_sn, stride_sk, scale_block_n, scale_block_k = _weight_only_scale_args(w_scale, scale_mode, block_n, block_k)
     args = [x, w, w_scale, bias if bias is not None else w_scale]
-    sizes = [m, n, k, _m_bucket(m)]
     strides = [x.stride(0), x.stride(1), w.stride(0), w.stride(1), stride_sn, stride_sk]
-    meta = dict(SCALE_MODE=scale_mode, SCALE_BLOCK_N=scale_block_n, SCALE_BLOCK_K=scale_block_k,
-                DOT_IN_FP32=x.dtype == torch.float32 or (_interpreting() and x.dtype == torch.bfloat16))
+    scales = dict(SCALE_MODE=scale_mode, SCALE_BLOCK_N=scale_block_n, SCALE_BLOCK_K=scale_block_k)
+    dot_in_fp32 = x.dtype == torch.float32 or (_interpreting() and x.dtype == torch.bfloat16)
     if plan is None and m > DECODE_MAX_M:
         tile_k = _pow2_divisor(scale_block_k, TILE_BLOCK_K) if scale_mode == SCALE_BLOCK else TILE_BLOCK_K
 
@@ -247,33 +326,53 @@ def launch_weight_only(x, w, w_scale, bias, block_n, block_k, scale_mode, plan: 
             return (triton.cdiv(m, cfg["BLOCK_M"]) * triton.cdiv(n, cfg["BLOCK_N"]), 1)
 
         wrap_triton(weight_only_tiled_kernel())[grid](
-            *args, out, *sizes, k, *strides, 0, out.stride(0), out.stride(1),
-            HAS_BIAS=bias is not None, EVEN_K=k % tile_k == 0, BLOCK_K=tile_k, SCALE_ON_X=False, LOAD_STAGES=1, **meta,
+            *args, out, m, n, k, _m_bucket(m), k, *strides, 0, out.stride(0), out.stride(1),
+            HAS_BIAS=bias is not None, EVEN_K=k % tile_k == 0, BLOCK_K=tile_k, SCALE_ON_X=False, LOAD_STAGES=1,
+            WIDEN=widen_mode(x, w), DOT_IN_FP32=dot_in_fp32, **scales,
         )
         return out
     if plan is None:
         blocks = (scale_block_n, scale_block_k) if scale_mode == SCALE_BLOCK else (0, 0)
         plan = decode_plan(m, n, k, *blocks, _num_sms(x.device))
-    if scale_mode == SCALE_BLOCK and scale_block_k % plan.block_k:
-        raise ValueError(f"decode plan {plan}: block_k must divide the scale block {scale_block_k}")
-    scale_on_x = scale_mode == SCALE_BLOCK and plan.mma_mode == MMA_FMA and gemv_scales_x(plan.block_n, scale_block_n)
-    k_per_split = triton.cdiv(triton.cdiv(k, plan.split_k), plan.block_k) * plan.block_k
+    _check_decode_plan(plan, m, scale_mode, scale_block_k)
+    step_k = plan.block_k * plan.slabs
+    k_per_split = triton.cdiv(triton.cdiv(k, plan.split_k), step_k) * step_k
     split_k = triton.cdiv(k, k_per_split)
     target = out if split_k == 1 else torch.empty((split_k, m, n), dtype=torch.float32, device=x.device)
     grid = (triton.cdiv(m, plan.block_m) * triton.cdiv(n, plan.block_n), split_k)
-    wrap_triton(kernels.fp8_weight_only_kernel)[grid](
-        *args, target, *sizes, k_per_split, *strides, m * n, target.stride(-2), target.stride(-1),
-        HAS_BIAS=bias is not None and split_k == 1, MMA_MODE=plan.mma_mode, EVEN_K=k % plan.block_k == 0,
-        BLOCK_M=plan.block_m, BLOCK_N=plan.block_n, BLOCK_K=plan.block_k, GROUP_M=1,
-        SCALE_ON_X=scale_on_x, LOAD_STAGES=plan.load_stages, num_warps=plan.num_warps,
-        num_stages=plan.num_stages, **meta,
-    )
+    common = dict(HAS_BIAS=bias is not None and split_k == 1, EVEN_K=k % step_k == 0, DOT_IN_FP32=dot_in_fp32,
+                  WIDEN=widen_mode(x, w) if plan.widen is None else plan.widen, BLOCK_M=plan.block_m,
+                  BLOCK_N=plan.block_n, BLOCK_K=plan.block_k, num_warps=plan.num_warps,
+                  num_stages=plan.num_stages, **scales)
+    if plan.slabs > 1:
+        wrap_triton(kernels.fp8_weight_only_slab_kernel)[grid](
+            *args, target, m, n, k, k_per_split, *strides, m * n, target.stride(-2), target.stride(-1),
+            SWAPPED=plan.mma_mode == MMA_DOT_SWAPPED, SLABS=plan.slabs, BATCHED=plan.batched, **common,
+        )
+    else:
+        scale_on_x = (scale_mode == SCALE_BLOCK and plan.mma_mode == MMA_FMA
+                      and gemv_scales_x(plan.block_n, scale_block_n))
+        wrap_triton(kernels.fp8_weight_only_kernel)[grid](
+            *args, target, m, n, k, _m_bucket(m), k_per_split, *strides, m * n, target.stride(-2),
+            target.stride(-1), MMA_MODE=plan.mma_mode, GROUP_M=1, SCALE_ON_X=scale_on_x,
+            LOAD_STAGES=plan.load_stages, **common,
+        )
     if split_k > 1:
         wrap_triton(kernels.split_k_reduce_kernel)[(triton.cdiv(m * n, REDUCE_BLOCK),)](
             target, bias if bias is not None else target, out, m, n, out.stride(0), out.stride(1),
             SPLIT_K=split_k, HAS_BIAS=bias is not None, BLOCK=REDUCE_BLOCK,
         )
     return out
+
+
+def _check_decode_plan(plan: DecodePlan, m: int, scale_mode: int, scale_block_k: int) -> None:
+    """Reject a forced plan the kernels cannot run (decode_plan never builds one)."""
+    if scale_mode == SCALE_BLOCK and scale_block_k % plan.block_k:
+        raise ValueError(f"decode plan {plan}: block_k must divide the scale block {scale_block_k}")
+    if plan.slabs > 1 and (plan.mma_mode == MMA_FMA or m > plan.block_m):
+        raise ValueError(f"decode plan {plan}: slabs need an MMA mode and M <= block_m")
+    if plan.slabs > 1 and not plan.batched and plan.slabs != 2:
+        raise ValueError(f"decode plan {plan}: unbatched slabs are two accumulators (slabs=2)")
 
 
 def launch_block_scaled(a, b, a_scale, b_scale, bias, out_dtype, group_n, group_k,
@@ -286,7 +385,10 @@ def launch_block_scaled(a, b, a_scale, b_scale, bias, out_dtype, group_n, group_
         return out
     block_k = _pow2_divisor(group_k, BLOCK_SCALED_BLOCK_K)
     strides = (a.stride(0), a.stride(1), b.stride(0), b.stride(1))
-    descriptors = can_use_descriptors(a, b) and (config is None or config.kwargs.get("DESC", False))
+    # Bulk copies pay off at prefill; at decode sizes pointer loads were faster (the demo decoder's
+    # W8A8 step at batch 1: 0.92 ms with descriptors, 0.76 ms without; H200, 2026-12-01).
+    descriptors = (m > DECODE_MAX_M and can_use_descriptors(a, b)
+                   and (config is None or config.kwargs.get("DESC", False)))
     if descriptors:  # block shapes are placeholders until the config is known (see the pre-hook)
         a = _tensor_descriptor().from_tensor(a, [1, block_k])
         b = _tensor_descriptor().from_tensor(b, [1, block_k])
