@@ -18,6 +18,7 @@ import argparse
 import datetime
 import itertools
 import json
+import math
 import os
 import sys
 import time
@@ -27,7 +28,7 @@ import torch.nn.functional as F
 
 SHAPES = [(8192, 8192), (14336, 4096), (4096, 14336)]  # (N, K)
 DECODE_MS = [1, 4, 16]
-SWEEP_DECODE_MS = [1, 2, 4, 16]
+SWEEP_DECODE_MS = [1, 2, 3, 4, 8, 16]
 PREFILL_MS = [2048, 8192]
 GROUP = 128
 FP8 = torch.float8_e4m3fn
@@ -137,6 +138,50 @@ def dequant_block_mm(a, b, a_s, b_s):
 
 def scaled_mm_block(a, b, a_s, b_s):
     return torch._scaled_mm(a, b.t(), scale_a=a_s.t().contiguous().t(), scale_b=b_s.t(), out_dtype=ACT)
+
+
+def check_every_fp8_code(tf):
+    """Each of the 256 codes of e4m3fn and e5m2 through every weight-only launch path (GEMV at M = 1,
+    2, the MMA decode kernel at M = 16, the tiled kernel at M = 64), read back exactly: w[n, 0] is
+    code n and w[n, 1:] = 0, x[:, 0] = 1, so out[m, n] = value(code n). NaN/inf codes are printed,
+    not checked (the bit moves read them as finite numbers). Triton's own cast (WIDEN_CAST, not
+    used for bf16 on CUDA) is shown for comparison, not counted. Returns the number of failures."""
+    from xpu_inductor_ext.kernels.triton_fp8 import ops
+    from xpu_inductor_ext.kernels.triton_fp8.validation import SCALE_PER_CHANNEL
+
+    failures = 0
+    n, k = 256, 512
+    scale = torch.ones(n, 1, device="cuda")
+    cast_plan = ops.DecodePlan(ops.MMA_DOT, 16, 32, 256, 1, 4, 3, widen=ops.WIDEN_CAST)
+    for fmt in (torch.float8_e4m3fn, torch.float8_e5m2):
+        raw = torch.zeros(n, k, device="cuda", dtype=torch.uint8)
+        raw[:, 0] = torch.arange(256, device="cuda", dtype=torch.int32).to(torch.uint8)
+        w = raw.view(fmt)
+        ref = w.float()[:, 0]
+        finite = torch.isfinite(ref)
+        for m, plan in ((1, None), (2, None), (16, None), (64, None), (16, cast_plan)):
+            x = (torch.randn(m, k, device="cuda") / 10).to(ACT)
+            x[:, 0] = 1
+            out = ops.launch_weight_only(x, w, scale, None, 0, 0, SCALE_PER_CHANNEL, plan=plan)
+            bad = int((out.float() != ref)[:, finite].sum())
+            counted = plan is None
+            failures += counted and bad > 0
+            specials = [f"{c:#04x}->{v:g}" for c, v in enumerate(out[0].float().tolist()) if not math.isfinite(ref[c])]
+            label = "default plan" if counted else "Triton's cast (not used for bf16 on CUDA)"
+            status = ("ok  " if not bad else "FAIL") if counted else "note"
+            print(f"  {status} every {fmt} code, M={m}, {label}: {bad} of {m * int(finite.sum())} finite reads differ; "
+                  f"non-finite codes read as {', '.join(specials[:4])}{', ...' if len(specials) > 4 else ''}")
+    for fmt, code in ((torch.float8_e4m3fn, 0x7F), (torch.float8_e5m2, 0x7C)):  # NaN / inf in one weight
+        raw = (torch.randn(n, k, device="cuda") / 10).to(fmt).view(torch.uint8)
+        raw[3, 5] = code
+        x = (torch.randn(16, k, device="cuda") / 10).to(ACT)
+        out = tf.fp8_weight_only_mm(x, raw.view(fmt), scale, None)
+        others = torch.cat([out[:, :3], out[:, 4:]], dim=1)
+        ok = bool((~torch.isfinite(out[:, 3])).all()) and bool(torch.isfinite(others).all())
+        failures += not ok
+        print(f"  {'ok  ' if ok else 'FAIL'} a {fmt} weight holding code {code:#04x} at M=16: column 3 reads "
+              f"{out[0, 3].item()}, the other columns finite")
+    return failures
 
 
 def check_correctness(tf):
@@ -274,31 +319,36 @@ def print_autotune_choices():
 
 def decode_candidates(m, ops):
     """Launch plans to sweep at decode: the CUDA-core GEMV over 1 or 2 activation rows (weight loads
-    pipelined LOAD_STAGES deep), and both MMA orientations."""
+    pipelined LOAD_STAGES deep), and both MMA orientations, widening the weight by bit moves
+    (WIDEN_BITS) or, for the plan the old default used, also by Triton's cast (WIDEN_CAST)."""
     Plan = ops.DecodePlan
     plans = []
     if m <= 2:
-        for (bn, bk, warps), stages in itertools.product(
-                [(16, 512, 4), (8, 512, 4), (32, 256, 4), (8, 1024, 4), (32, 512, 8), (64, 128, 4)], (3, 4, 6)):
+        for (bn, bk, warps), stages in itertools.product([(16, 512, 4), (8, 512, 4), (32, 256, 4)], (4, 6)):
             plans.append(Plan(ops.MMA_FMA, m, bn, bk, 1, warps, 1, stages))
     if m >= 2:
+        plans.append(Plan(ops.MMA_DOT, 16, 32, 256, 1, 4, 4, widen=ops.WIDEN_CAST))
         for (bn, bk, warps, stages), split in itertools.product(
-                [(32, 256, 4, 3), (32, 256, 4, 4), (64, 256, 8, 3), (64, 128, 4, 4), (32, 128, 4, 6)], (1, 2, 4)):
-            plans.append(Plan(ops.MMA_DOT, 16, bn, bk, split, warps, stages))
-        for (bn, bk, warps, stages), split in itertools.product(
-                [(64, 128, 4, 5), (256, 64, 8, 4), (128, 64, 4, 6)], (2, 4)):
-            plans.append(Plan(ops.MMA_DOT_SWAPPED, 16, bn, bk, split, warps, stages))
+                [(64, 256, 4, 3), (128, 128, 4, 3), (128, 128, 4, 4), (256, 64, 4, 3), (256, 64, 4, 4),
+                 (256, 128, 4, 3), (64, 256, 2, 3), (256, 64, 2, 4), (128, 64, 4, 4), (32, 256, 2, 4)], (1, 2, 4, 8)):
+            plans.append(Plan(ops.MMA_DOT, 16, bn, bk, split, warps, stages, widen=ops.WIDEN_BITS))
+        for split in (1, 2, 4):
+            plans.append(Plan(ops.MMA_DOT_SWAPPED, 16, 32, 256, split, 2, 4, widen=ops.WIDEN_BITS))
     return plans
 
 
 def block_decode_candidates(m, ops):
-    """GEMV plans for 128 x 128 block scales (a K-tile stays inside a scale block: BLOCK_K <= 128)."""
+    """Plans for 128 x 128 block scales (a K-tile stays inside a scale block: BLOCK_K <= 128): GEMV
+    at M <= 2, the MMA above."""
+    if m > 2:
+        return [ops.DecodePlan(ops.MMA_DOT, 16, bn, 128, split, warps, stages, widen=ops.WIDEN_BITS)
+                for (bn, warps, stages), split in itertools.product(
+                    [(64, 4, 4), (128, 4, 3), (256, 4, 3), (128, 4, 4)], (1, 2, 4, 8))]
     return [ops.DecodePlan(ops.MMA_FMA, m, bn, bk, split, 4, 1, stages) for bn, bk, split, stages in (
-        (16, 128, 1, 8), (16, 128, 1, 12), (32, 128, 1, 8), (64, 128, 1, 4), (64, 128, 4, 4), (64, 128, 2, 6),
-        (32, 128, 2, 8), (8, 128, 1, 12))]
+        (16, 128, 1, 8), (32, 128, 1, 8), (64, 128, 1, 4), (64, 128, 2, 6), (32, 128, 2, 8))]
 
 
-def sweep_weight_only(ceil, results):
+def sweep_weight_only(ceil, results, ms=SWEEP_DECODE_MS):
     """Time every decode plan of decode_candidates(M) beside the default plan, per-channel scales;
     then GEMV plans for 128 x 128 block scales."""
     from xpu_inductor_ext.kernels.triton_fp8 import ops
@@ -310,8 +360,9 @@ def sweep_weight_only(ceil, results):
         blocks = [quantize_blocks(torch.randn(n, k, device="cuda") / 10, GROUP, GROUP) for _ in channel]
         floor_us = n * k / ceil["copy_gbs"] / 1e3
         sweeps = [(m, "channel", [(w, s) for w, s, _ in channel], SCALE_PER_CHANNEL, (0, 0), decode_candidates(m, ops))
-                  for m in SWEEP_DECODE_MS]
-        sweeps += [(m, "block", blocks, SCALE_BLOCK, (GROUP, GROUP), block_decode_candidates(m, ops)) for m in (1, 2)]
+                  for m in ms]
+        sweeps += [(m, "block", blocks, SCALE_BLOCK, (GROUP, GROUP), block_decode_candidates(m, ops))
+                   for m in (1, 4, 16) if m in ms]
         for m, label, copies, mode, blk, candidates in sweeps:
             x = (torch.randn(m, k, device="cuda") / 10).to(ACT)
             w0, s0 = copies[0]
@@ -380,7 +431,10 @@ def sweep_block_scaled(results, start):
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--sweep", action="store_true", help="time plan/config candidates instead of the tables")
+    parser.add_argument("--sweep", choices=("decode", "block", "all"), nargs="?", const="all",
+                        help="time decode plans and/or block-scaled configs instead of the tables")
+    parser.add_argument("--ms", type=lambda t: [int(v) for v in t.split(",")], default=SWEEP_DECODE_MS,
+                        help="decode M values to sweep (comma-separated)")
     parser.add_argument("--out", default=os.environ.get("OUT"), help="folder for a JSON of the sweep results")
     args = parser.parse_args()
     if not torch.cuda.is_available():
@@ -395,14 +449,16 @@ def main() -> int:
           f"{datetime.datetime.now().isoformat(timespec='seconds')}")
     torch.manual_seed(0)
     ceil = measure_ceilings()
-    failures = check_correctness(tf)
+    failures = check_every_fp8_code(tf) + check_correctness(tf)
     print(f"[{time.time() - start:.0f} s]")
     guarded(check_compiled_ops, tf)
     if args.sweep:
         results = []
-        sweep_weight_only(ceil, results)
-        print(f"[{time.time() - start:.0f} s]")
-        sweep_block_scaled(results, start)
+        if args.sweep in ("decode", "all"):
+            sweep_weight_only(ceil, results, args.ms)
+            print(f"[{time.time() - start:.0f} s]")
+        if args.sweep in ("block", "all"):
+            sweep_block_scaled(results, start)
         if args.out:
             with open(os.path.join(args.out, "sweep.json"), "w") as f:
                 json.dump(dict(ceilings=ceil, results=results), f, indent=1)
