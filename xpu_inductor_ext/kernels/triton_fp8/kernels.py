@@ -68,6 +68,18 @@ def _tile_coords(pid, M, N, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, GROUP_
 
 
 @triton.jit
+def _program_slice(pid_m, pid_n, pid_k, M, N, K, K_PER_SPLIT, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr):
+    """One program's output rows and columns, their wrapped indices into x and w (every load in
+    bounds without masks; stores are masked instead) and its K range."""
+    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
+    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
+    rows_x = (offs_m % M).to(tl.int64)
+    rows_w = (offs_n % N).to(tl.int64)
+    k_begin = pid_k * K_PER_SPLIT
+    return offs_m, offs_n, rows_x, rows_w, k_begin, tl.minimum(k_begin + K_PER_SPLIT, K)
+
+
+@triton.jit
 def _store_tile(acc, offs_m, offs_n, rows_w, pid_k, scale_ptr, bias_ptr, out_ptr, M, N,
                 stride_sn, stride_os, stride_om, stride_on,
                 SCALE_MODE: tl.constexpr, HAS_BIAS: tl.constexpr):
@@ -133,13 +145,8 @@ def fp8_weight_only_kernel(
     """
     pid_m, pid_n = _tile_coords(tl.program_id(0), M, N, BLOCK_M, BLOCK_N, GROUP_M)
     pid_k = tl.program_id(1)
-    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
-    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
-    # Wrapped row indices keep every load in bounds without masks; stores are masked instead.
-    rows_x = (offs_m % M).to(tl.int64)
-    rows_w = (offs_n % N).to(tl.int64)
-    k_begin = pid_k * K_PER_SPLIT
-    k_end = tl.minimum(k_begin + K_PER_SPLIT, K)
+    offs_m, offs_n, rows_x, rows_w, k_begin, k_end = _program_slice(
+        pid_m, pid_n, pid_k, M, N, K, K_PER_SPLIT, BLOCK_M, BLOCK_N)
     dot_dtype = tl.float32 if DOT_IN_FP32 else x_ptr.dtype.element_ty
 
     if MMA_MODE == 0:
@@ -245,14 +252,9 @@ def fp8_weight_only_slab_kernel(
     also needs the reduction kernel. SWAPPED: acc[N, M] += w @ x.T, else acc[M, N] += x @ w.T.
     Block scales need BLOCK_K to divide SCALE_BLOCK_K. Other arguments as the generic kernel's.
     """
-    pid_n = tl.program_id(0)
     pid_k = tl.program_id(1)
-    offs_m = tl.arange(0, BLOCK_M)
-    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
-    rows_x = (offs_m % M).to(tl.int64)
-    rows_w = (offs_n % N).to(tl.int64)
-    k_begin = pid_k * K_PER_SPLIT
-    k_end = tl.minimum(k_begin + K_PER_SPLIT, K)
+    offs_m, offs_n, rows_x, rows_w, k_begin, k_end = _program_slice(
+        0, tl.program_id(0), pid_k, M, N, K, K_PER_SPLIT, BLOCK_M, BLOCK_N)
     dot_dtype = tl.float32 if DOT_IN_FP32 else x_ptr.dtype.element_ty
     if BATCHED:
         slab_k = tl.arange(0, SLABS)[:, None] * BLOCK_K + tl.arange(0, BLOCK_K)[None, :]  # [SLABS, BLOCK_K]
