@@ -1,5 +1,6 @@
 """Kernel registry: order, refusals with reasons, force/disable, unknown devices, config."""
 
+import dataclasses
 import logging
 
 import pytest
@@ -94,7 +95,7 @@ def test_config_precedence_and_parsing():
 
 
 @pytest.mark.parametrize("options,message", [
-    ({"force_kernels": "cutlass"}, "unknown kernel 'cutlass'; known kernels: cpu_onednn_fp8"),
+    ({"force_kernels": "cutlass"}, "unknown kernel 'cutlass'; known kernels: cpu_fused_gemv, cpu_onednn_fp8"),
     ({"disable_kernels": ["decomposition"]}, "cannot be disabled"),
     ({"fuse_everything": True}, "unknown option 'fuse_everything'"),
 ])
@@ -117,3 +118,50 @@ def test_forcing_through_compile_options_reaches_the_report(compile_quant):
     entry = compiled.fused()[0]
     assert entry["kernel"] == "decomposition" and entry["notes"] == ["forced: decomposition"]
     assert rel_err(out, fn(x, w, s)) < 1e-2
+
+
+@pytest.mark.parametrize("m,reason", [(8, "M = 8 > 4"), ("s0", "only known at run time (s0)")])
+def test_cpu_fused_gemv_takes_only_small_static_m(m, reason):
+    weight_only = dict(op=WEIGHT_ONLY_MM, a=torch.bfloat16, a_scale=None)
+    assert select(dataclasses.replace(problem(**weight_only), m=1), CPU).chosen.name == "cpu_fused_gemv"
+    sel = select(dataclasses.replace(problem(**weight_only), m=m), CPU)
+    assert sel.chosen.name == "dequant_gemm"
+    assert reason in {r["kernel"]: r["reason"] for r in sel.refused}["cpu_fused_gemv"]
+
+
+@pytest.mark.parametrize("m,scale,kernel", [
+    (1, "channel", "cpu_fused_gemv"), (3, "tensor", "cpu_fused_gemv"), (8, "channel", "dequant_gemm")])
+def test_cpu_weight_only_linear_at_small_m_runs_the_fused_gemv(compile_quant, m, scale, kernel):
+    w, s = fp8_weight(96, 160, scale)
+    x = (torch.randn(m, 160) / 10).bfloat16()
+    bias = torch.randn(96).bfloat16()
+    compiled = compile_quant(lambda x, w, s, b: F.linear(x, w.to(x.dtype) * s, b))
+    out = compiled(x, w, s, bias)
+    assert [e["kernel"] for e in compiled.fused()] == [kernel]
+    ref = x.double() @ (w.double() * s.double()).t() + bias.double()
+    assert out.dtype == torch.bfloat16 and rel_err(out, ref) < 1e-2
+
+
+def test_cpu_fused_gemv_with_block_scales(compile_quant):
+    from xpu_inductor_ext.formats import dequantize_blocks, quantize_per_block
+
+    w, s = quantize_per_block(torch.randn(200, 328) * 0.05, 128)  # ragged N and K
+    x = (torch.randn(2, 328) / 10).bfloat16()
+    compiled = compile_quant(lambda x, w, s: F.linear(x, dequantize_blocks(w, s, 128, x.dtype)))
+    out = compiled(x, w, s)
+    assert [e["kernel"] for e in compiled.fused()] == ["cpu_fused_gemv"]
+    scale = s.double().repeat_interleave(128, 0)[:200].repeat_interleave(128, 1)[:, :328]
+    assert rel_err(out, x.double() @ (w.double() * scale).t()) < 1e-2
+
+
+def test_one_token_step_after_a_dynamic_prefill_gets_the_fused_gemv(compile_quant):
+    """dynamic=True: the prefill graph has a symbolic M (dequant_gemm); Dynamo specializes M = 1,
+    so the decode step compiles its own graph, with the fused GEMV."""
+    w, s = fp8_weight(128, 256)
+    compiled = compile_quant(lambda x, w, s: F.linear(x, w.to(x.dtype) * s), dynamic=True)
+    compiled((torch.randn(7, 256) / 10).bfloat16(), w, s)
+    assert [(e["kernel"], isinstance(e["problem"]["m"], str)) for e in compiled.fused()] == [("dequant_gemm", True)]
+    x = (torch.randn(1, 256) / 10).bfloat16()
+    out = compiled(x, w, s)
+    assert [(e["kernel"], e["problem"]["m"]) for e in compiled.fused()] == [("cpu_fused_gemv", 1)]
+    assert rel_err(out, x.double() @ (w.double() * s.double()).t()) < 1e-2

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .generic import Decomposition, DequantGemm
+from .generic import CpuFusedGemv, Decomposition, DequantGemm
 from .registry import register
 from .scaled_mm import CpuOnednnFp8, CudaScaledMm
 from .triton import TritonFp8BlockScaledMm, TritonFp8WeightOnly
@@ -15,6 +15,7 @@ ORDER = (
     CpuOnednnFp8(),
     TritonFp8BlockScaledMm(),
     TritonFp8WeightOnly(),
+    CpuFusedGemv(),
     DequantGemm(),
     Decomposition(),
 )

@@ -32,11 +32,18 @@ def _add_bias(out: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
     return out if bias is None else out + bias.float()
 
 
+def widen_fp8(t: torch.Tensor, cdt: torch.dtype) -> torch.Tensor:
+    """FP8 values in ``cdt``, exactly, through float32: Inductor's CPU code converts fp8 -> float32
+    in vector instructions but fp8 -> bf16 one element at a time (7.5x slower for a [1408, 512]
+    weight on a Xeon, torch 2.13)."""
+    return t.float().to(cdt)
+
+
 def dequant_scaled_mm(cdt: torch.dtype):
     """W8A8 as an exact GEMM over the raw FP8 values cast to ``cdt``, scales applied after."""
 
     def run(a, b, scale_a, scale_b, bias, out_dtype):
-        acc = torch.mm(a.to(cdt), b.to(cdt).t()).float()
+        acc = torch.mm(widen_fp8(a, cdt), widen_fp8(b, cdt).t()).float()
         acc = acc * scale_a.float().reshape(-1, 1) * scale_b.float().reshape(1, -1)
         return _add_bias(acc, bias).to(out_dtype)
 
@@ -69,6 +76,52 @@ def dequant_weight_only_mm(cdt: torch.dtype):
         return out.to(x.dtype)
 
     return run
+
+
+CPU_GEMV_MAX_M = 4
+"""At or below (M known at compile time): the CPU weight-only linear as one fused multiply-reduce.
+
+Inductor then widens each fp8 weight in registers once per activation row and never writes the
+dequantized weight, which dequantize-then-GEMM writes and rereads. On a 2-core Xeon with AMX-BF16,
+K = N = 4096 (benchmarks/RESULTS.md, 2026-12-01): 3.1 / 5.1 / 12.9 ms at M = 1 / 2 / 4 against
+17.1 / 14.3 / 14.8 ms for plain Inductor's dequantize-then-GEMM; at M = 8 the fused form, which
+widens the weight once per row, was no faster than the GEMM (38 against 39 ms, AVX2 build).
+"""
+
+
+def gemv_weight_only_mm(x, w, w_scale, bias, block_n=0, block_k=0):
+    """W8A16 as sum_k x[m, k] * widen(w[n, k]) (* scale) in float32, for Inductor to fuse."""
+    rows = x.float()[:, None, :]
+    if block_n:
+        scale = expand_block_scale(w_scale, w.shape[0], w.shape[1], block_n, block_k)
+        out = (rows * (w.float() * scale)[None]).sum(-1)
+    else:  # one scale per output channel (or one in all): applied after the reduction
+        out = (rows * w.float()[None]).sum(-1) * w_scale.float().reshape(1, -1)
+    return _add_bias(out, bias).to(x.dtype)
+
+
+class CpuFusedGemv(Candidate):
+    """CPU weight-only linear at small M: dequantization fused into the reduction (no GEMM call)."""
+
+    name = "cpu_fused_gemv"
+    ops = (WEIGHT_ONLY_MM,)
+    platforms = "CPU"
+
+    def is_supported(self, device):
+        if device.type == "cpu":
+            return True, "Inductor fuses the fp8 widening into a vectorized reduction on CPU"
+        return False, f"device {device.type} is not a CPU (GPUs have the Triton GEMV)"
+
+    def can_implement(self, problem):
+        m = problem.m_static
+        if m is None:
+            return False, f"M is only known at run time ({problem.m}); the fused GEMV pays only at M <= {CPU_GEMV_MAX_M}"
+        if m > CPU_GEMV_MAX_M:
+            return False, f"M = {m} > {CPU_GEMV_MAX_M}: the fused GEMV widens the weight once per row"
+        return True, f"M = {m} <= {CPU_GEMV_MAX_M}"
+
+    def lower(self, problem):
+        return gemv_weight_only_mm
 
 
 class DequantGemm(Candidate):
