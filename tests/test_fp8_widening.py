@@ -169,3 +169,11 @@ def test_finite_code_cache_knows_nothing_inside_a_trace():
     with FakeTensorMode():
         fake = torch.empty(8, 16, dtype=E4M3)
     assert ops.weight_codes_finite(fake) is None
+
+
+def test_non_finite_codes_are_found_in_any_chunk(monkeypatch):
+    monkeypatch.setattr(ops, "FINITE_CHECK_CHUNK_BYTES", 64)  # rows of 32 bytes: two rows a chunk
+    w = torch.randn(9, 32).to(E4M3)
+    assert ops._codes_finite(w) and ops._codes_finite(w.t()) and ops._codes_finite(w[:0])
+    w.view(torch.uint8)[8, 31] = 0xFF  # the last, partial chunk
+    assert not ops._codes_finite(w) and not ops._codes_finite(w.t())

@@ -49,7 +49,7 @@ GEMV_LOAD_STAGES = 4  # K-tiles in flight per GEMV program
 TILE_BLOCK_K = 64  # K tile of the tiled weight-only kernel (bf16/fp16 operands)
 BLOCK_SCALED_BLOCK_K = 128  # K tile of the block-scaled kernel (fp8 operands)
 SPLIT_K_MIN_ITERS = 4  # a K split keeps at least this many K tiles per program
-PROGRAMS_PER_SM = 4  # split K until the decode grid has about this many programs per SM
+GEMV_PROGRAMS_PER_SM = 4  # GEMV programs per SM: sets the rows per program, then the K split
 REDUCE_BLOCK = 1024  # elements per program of the split-K reduction
 GROUP_M = 8  # row tiles per L2-friendly group in the tiled kernels
 DEFAULT_NUM_SMS = 1  # devices with no known multiprocessor count (CPU, interpreter): no split-K
@@ -179,7 +179,7 @@ def decode_plan(m: int, n: int, k: int, scale_block_n: int, scale_block_k: int, 
 
     M <= GEMV_MAX_M: the CUDA-core GEMV over M rows, GEMV_TILE_BYTES of weight per K-tile,
     GEMV_LOAD_STAGES tiles in flight, and as many weight rows per program as give about
-    PROGRAMS_PER_SM programs per SM (within GEMV_BLOCK_N); K is split until the grid has about
+    GEMV_PROGRAMS_PER_SM programs per SM (within GEMV_BLOCK_N); K is split until the grid has about
     that many programs. Above: `x @ w.T` on the MMA, two K-tiles per step into two accumulators
     (instruction-level parallelism for the one or two warps per scheduler a decode grid gives),
     K split until the grid has about MMA_PROGRAMS_PER_SM programs per SM. Both are the best of
@@ -189,15 +189,14 @@ def decode_plan(m: int, n: int, k: int, scale_block_n: int, scale_block_k: int, 
     """
     if m <= GEMV_MAX_M:
         lo, hi = GEMV_BLOCK_N
-        block_n = min(hi, max(lo, _nearest_pow2(n * m / (PROGRAMS_PER_SM * num_sms))))
+        block_n = min(hi, max(lo, _nearest_pow2(n * m / (GEMV_PROGRAMS_PER_SM * num_sms))))
         block_k = GEMV_TILE_BYTES // block_n
         if scale_block_k:  # a K-tile may not straddle two scale blocks: trade K for rows
             block_k = _pow2_divisor(scale_block_k, block_k)
             block_n = max(block_n, min(GEMV_TILE_BYTES // block_k, GEMV_BLOCK_N_BLOCK_SCALED))
         plan = DecodePlan(MMA_FMA, m, block_n, block_k, 1, DECODE_NUM_WARPS, 1, GEMV_LOAD_STAGES)
-        programs = PROGRAMS_PER_SM * num_sms
         tiles = triton.cdiv(m, plan.block_m) * triton.cdiv(n, plan.block_n)
-        wanted = programs // tiles
+        wanted = GEMV_PROGRAMS_PER_SM * num_sms // tiles
     else:
         block_k = _pow2_divisor(scale_block_k, DECODE_BLOCK_K) if scale_block_k else DECODE_BLOCK_K
         plan = DecodePlan(MMA_DOT, DECODE_BLOCK_M, DECODE_BLOCK_N, block_k, 1, DECODE_NUM_WARPS,
@@ -254,12 +253,22 @@ class _FiniteCodeCache:
             return self._seen[key]
         if w.is_cuda and torch.cuda.is_current_stream_capturing():
             return None
-        bits = _NON_FINITE_BITS[w.dtype]
-        finite = not bool(((w.view(torch.uint8) & bits) == bits).any())
+        finite = _codes_finite(w)
         self._seen[key] = finite
         if len(self._seen) > self._size:
             self._seen.popitem(last=False)
         return finite
+
+
+def _codes_finite(w: torch.Tensor) -> bool:
+    """No NaN/inf code in ``w``, read FINITE_CHECK_CHUNK_BYTES at a time (the check's temporaries
+    stay small beside a large weight), with one host sync at the end."""
+    bits = _NON_FINITE_BITS[w.dtype]
+    codes = w.view(torch.uint8)  # a 2-D weight, any strides
+    row_bytes = max(1, codes[0].numel()) if codes.shape[0] else 1
+    rows = max(1, FINITE_CHECK_CHUNK_BYTES // row_bytes)
+    found = [((chunk & bits) == bits).any() for chunk in codes.split(rows)]
+    return not (found and bool(torch.stack(found).any()))
 
 
 def _version_or_none(t: torch.Tensor) -> Optional[int]:
@@ -270,6 +279,7 @@ def _version_or_none(t: torch.Tensor) -> Optional[int]:
 
 
 FINITE_CODE_CACHE_SIZE = 4096
+FINITE_CHECK_CHUNK_BYTES = 64 << 20
 weight_codes_finite = _FiniteCodeCache(FINITE_CODE_CACHE_SIZE)
 
 
