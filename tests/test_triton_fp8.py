@@ -208,6 +208,19 @@ def test_weight_only_slab_plans(mma_mode, slabs, batched, scales, split_k):
     assert_close_rel(out, weight_only_reference(x, w, w_scale, bias, *blocks), torch.bfloat16)
 
 
+@pytest.mark.parametrize("slabs,batched", [(2, False), (4, True)])
+def test_slab_steps_past_k_read_no_scale_out_of_bounds(slabs, batched):
+    """K = 3 K-tiles: the last step's second tile lies past K. Its scale column must not be read:
+    the column after the scale tensor holds NaN here, which would poison the (zero) partial."""
+    n, k, blocks = 48, 96, (16, 32)
+    w, w_scale = quantize_blocks(torch.randn(n, k) / 10, *blocks)
+    padded = torch.cat([w_scale, torch.full((w_scale.shape[0], 1), float("nan"))], dim=1)
+    x = (torch.randn(3, k) / 10).to(torch.bfloat16)
+    plan = ops.DecodePlan(ops.MMA_DOT, 16, 32, 32, 1, 4, 1, slabs=slabs, batched=batched)
+    out = ops.launch_weight_only(x, w, padded[:, :-1], None, *blocks, SCALE_BLOCK, plan=plan)
+    assert_close_rel(out, weight_only_reference(x, w, w_scale, None, *blocks), torch.bfloat16)
+
+
 def test_default_mma_decode_plan_runs_and_matches():
     """M = 9 through fp8_weight_only_mm picks the two-accumulator slab plan; numerics hold."""
     m, n, k = 9, 192, 512

@@ -225,8 +225,9 @@ def _mma_step(x_ptr, w_ptr, rows_x, rows_w, k0, k_end, stride_xm, stride_xk, str
         part = tl.dot(w, tl.trans(x.to(dot_dtype)), input_precision="ieee")
     else:
         part = tl.dot(x.to(dot_dtype), tl.trans(w), input_precision="ieee")
-    if SCALE_MODE == 2:
-        s_row = tl.load(scale_ptr + (k0 // SCALE_BLOCK_K) * stride_sk + (rows_w // SCALE_BLOCK_N) * stride_sn)
+    if SCALE_MODE == 2:  # a tile past K (the second step at K's end) is zero: any in-bounds scale will do
+        scale_col = tl.minimum(k0, k_end - 1) // SCALE_BLOCK_K
+        s_row = tl.load(scale_ptr + scale_col * stride_sk + (rows_w // SCALE_BLOCK_N) * stride_sn)
         part = part * (s_row[:, None] if SWAPPED else s_row[None, :])
     return part
 
@@ -279,7 +280,7 @@ def fp8_weight_only_slab_kernel(
             else:
                 part = tl.dot(x, tl.permute(w, (0, 2, 1)), input_precision="ieee")
             if SCALE_MODE == 2:  # one scale per (slab, weight row)
-                slab_first_k = k0 + tl.arange(0, SLABS) * BLOCK_K
+                slab_first_k = tl.minimum(k0 + tl.arange(0, SLABS) * BLOCK_K, k_end - 1)  # in bounds, as above
                 s = tl.load(scale_ptr + (slab_first_k // SCALE_BLOCK_K)[:, None] * stride_sk
                             + (rows_w // SCALE_BLOCK_N)[None, :] * stride_sn)
                 part = part * (s[:, :, None] if SWAPPED else s[:, None, :])
