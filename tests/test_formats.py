@@ -78,3 +78,16 @@ def test_per_group_quantization_round_trip():
     assert 0 < rel_err(formats.dequantize_groups(q, s, torch.float32), x) < 2 ** -3
     with pytest.raises(ValueError, match="not a multiple of group 128"):
         formats.quantize_per_group(torch.randn(2, 200), 128)
+
+
+@pytest.mark.parametrize("dtype", formats.FP8_DTYPES)
+def test_fp8_layout_matches_torch(dtype):
+    """The bit fields the Triton widening and the NaN/inf weight check are built from."""
+    layout = formats.FP8_LAYOUT[dtype]
+    codes = torch.arange(256, dtype=torch.int32).to(torch.uint8)
+    values = codes.view(dtype).float()
+    assert 1 + layout.exponent_bits + layout.mantissa_bits == 8
+    smallest_normal = 1 << layout.mantissa_bits  # exponent field 1, mantissa 0
+    assert values[smallest_normal] == 2.0 ** (1 - layout.bias) == torch.finfo(dtype).tiny
+    non_finite = (codes & layout.non_finite_bits) == layout.non_finite_bits
+    assert torch.equal(non_finite, ~torch.isfinite(values))

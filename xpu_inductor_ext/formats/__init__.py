@@ -10,6 +10,8 @@ from .fp8 import (  # noqa: F401
     ACTIVATION_DTYPES,
     AMAX_EPS,
     FP8_DTYPES,
+    FP8_LAYOUT,
+    Fp8Layout,
     FP8_MAX,
     block_count,
     dequantize,

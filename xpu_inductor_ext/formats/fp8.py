@@ -8,6 +8,8 @@ spellings the patterns recognise.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import torch
 from torch.fx.experimental.symbolic_shapes import guard_or_false
 
@@ -19,6 +21,22 @@ ACTIVATION_DTYPES = (torch.bfloat16, torch.float16, torch.float32)
 
 FP8_MAX = {torch.float8_e4m3fn: 448.0, torch.float8_e5m2: 57344.0}
 """Largest finite magnitude of each FP8 dtype."""
+
+@dataclass(frozen=True)
+class Fp8Layout:
+    """The bit fields of an FP8 format: 1 sign bit, then exponent and mantissa bits."""
+
+    exponent_bits: int
+    mantissa_bits: int
+    bias: int
+    non_finite_bits: int
+    """Bits that are all ones in every NaN and infinity code of the format, and in no finite code."""
+
+
+FP8_LAYOUT = {
+    torch.float8_e4m3fn: Fp8Layout(exponent_bits=4, mantissa_bits=3, bias=7, non_finite_bits=0x7F),  # NaN only
+    torch.float8_e5m2: Fp8Layout(exponent_bits=5, mantissa_bits=2, bias=15, non_finite_bits=0x7C),  # inf, NaN
+}
 
 AMAX_EPS = 1e-12
 """Floor applied to an absolute maximum before it becomes a scale (keeps all-zero rows finite)."""

@@ -8,28 +8,38 @@ values), validation in `validation.py` (which names the SCALE_MODE values); this
 device code only.
 """
 
+import torch
 import triton
 import triton.language as tl
 
+from ...formats import FP8_LAYOUT
 
-# e4m3 has 4 exponent bits (bias 7) and 3 mantissa bits, e5m2 5 (bias 15) and 2, bf16 8 (bias 127)
-# and 7. A byte permute with sign replication turns four fp8 bytes into two words of two 16-bit
-# lanes, each lane one byte sign-extended. Shifted left by 7 - mantissa bits (4 for e4m3, 5 for
-# e5m2), the mantissa lands at the top of bf16's and the exponent at the bottom of bf16's; masked
-# to those seven bits and the sign, the lane holds value * 2^-(127 - bias) exactly (fp8 subnormals
-# become bf16 subnormals). One bf16 fma by 2^(127 - bias) restores the value. NaN and infinity
-# codes would read as finite numbers (e4m3 0x7F: 480): ops.py sends weights holding them to the cast.
-# One line: Inductor copies these globals into its generated code when model code calls the op.
-_E4M3_TO_BF16_ASM = tl.constexpr(
-    "{ .reg .b32 lo, hi, c, z; mov.b32 c, 0x7B807B80; mov.b32 z, 0x80008000;"
-    " prmt.b32 lo, $2, 0, 0x9180; prmt.b32 hi, $2, 0, 0xB3A2; shl.b32 lo, lo, 4; shl.b32 hi, hi, 4;"
-    " and.b32 lo, lo, 0x87F087F0; and.b32 hi, hi, 0x87F087F0;"
-    " fma.rn.bf16x2 $0, lo, c, z; fma.rn.bf16x2 $1, hi, c, z; }")
-_E5M2_TO_BF16_ASM = tl.constexpr(
-    "{ .reg .b32 lo, hi, c, z; mov.b32 c, 0x77807780; mov.b32 z, 0x80008000;"
-    " prmt.b32 lo, $2, 0, 0x9180; prmt.b32 hi, $2, 0, 0xB3A2; shl.b32 lo, lo, 5; shl.b32 hi, hi, 5;"
-    " and.b32 lo, lo, 0x8FE08FE0; and.b32 hi, hi, 0x8FE08FE0;"
-    " fma.rn.bf16x2 $0, lo, c, z; fma.rn.bf16x2 $1, hi, c, z; }")
+
+BF16_MANTISSA_BITS, BF16_BIAS = 7, 127
+
+
+def _bf16_widening_asm(layout) -> str:
+    """Inline PTX turning four fp8 bytes (one 32-bit register) into four bf16 (two registers).
+
+    A byte permute with sign replication makes two words of two 16-bit lanes, each lane one byte
+    sign-extended. Shifted left by bf16's mantissa bits minus the format's, the mantissa lands at
+    the top of bf16's and the exponent at the bottom of bf16's; masked to the sign and those seven
+    bits, the lane holds value * 2^-(127 - bias) exactly (fp8 subnormals become bf16 subnormals).
+    One bf16 fma by 2^(127 - bias), -0 added, restores the value. NaN and infinity codes would read
+    as finite numbers (e4m3 0x7F: 480): ops.py sends weights holding them to the cast. One line:
+    Inductor copies these strings into its generated code when model code calls the op.
+    """
+    shift = BF16_MANTISSA_BITS - layout.mantissa_bits
+    lanes = 0x8000 | (0x7F << shift)  # the sign and the exponent + mantissa bits, in place
+    factor = (BF16_BIAS + BF16_BIAS - layout.bias) << BF16_MANTISSA_BITS  # bf16 bits of 2^(127 - bias)
+    return (f"{{ .reg .b32 lo, hi, c, z; mov.b32 c, {factor << 16 | factor:#010x}; mov.b32 z, 0x80008000;"
+            f" prmt.b32 lo, $2, 0, 0x9180; prmt.b32 hi, $2, 0, 0xB3A2; shl.b32 lo, lo, {shift};"
+            f" shl.b32 hi, hi, {shift}; and.b32 lo, lo, {lanes << 16 | lanes:#010x};"
+            f" and.b32 hi, hi, {lanes << 16 | lanes:#010x}; fma.rn.bf16x2 $0, lo, c, z; fma.rn.bf16x2 $1, hi, c, z; }}")
+
+
+_E4M3_TO_BF16_ASM = tl.constexpr(_bf16_widening_asm(FP8_LAYOUT[torch.float8_e4m3fn]))
+_E5M2_TO_BF16_ASM = tl.constexpr(_bf16_widening_asm(FP8_LAYOUT[torch.float8_e5m2]))
 
 
 @triton.jit

@@ -16,6 +16,7 @@ import torch
 import triton
 from torch.library import triton_op, wrap_triton
 
+from ...formats import FP8_LAYOUT
 from . import kernels
 from .validation import (
     BLOCK_SCALED_OP,
@@ -227,10 +228,6 @@ def widen_mode(x: torch.Tensor, w: torch.Tensor) -> int:
     return WIDEN_CAST if weight_codes_finite(w) is False else WIDEN_BITS
 
 
-# Bits that are all ones in an fp8 format's NaN and infinity codes (and in no finite code).
-_NON_FINITE_BITS = {torch.float8_e4m3fn: 0x7F, torch.float8_e5m2: 0x7C}
-
-
 class _FiniteCodeCache:
     """Whether an fp8 weight holds only finite codes, read once per (storage address, shape,
     strides, dtype, version counter) and kept for the FINITE_CODE_CACHE_SIZE weights used last.
@@ -263,7 +260,7 @@ class _FiniteCodeCache:
 def _codes_finite(w: torch.Tensor) -> bool:
     """No NaN/inf code in ``w``, read FINITE_CHECK_CHUNK_BYTES at a time (the check's temporaries
     stay small beside a large weight), with one host sync at the end."""
-    bits = _NON_FINITE_BITS[w.dtype]
+    bits = FP8_LAYOUT[w.dtype].non_finite_bits
     codes = w.view(torch.uint8)  # a 2-D weight, any strides
     row_bytes = max(1, codes[0].numel()) if codes.shape[0] else 1
     rows = max(1, FINITE_CHECK_CHUNK_BYTES // row_bytes)
