@@ -1,6 +1,7 @@
 """FP8 linear benchmarks: our compiled path beside eager, plain Inductor, bf16 and the floor.
 
-CPU: weight-only FP8 linear, K = N = 4096, M in {1, 8, 32, 256}.
+CPU: weight-only FP8 linear, K = N = 4096, M in {1, 2, 4, 8, 32, 256} (with cpu_fused_gemv's form at every M),
+and fp8 -> bf16 widening of a weight under Inductor (direct cast against through float32).
 CUDA: W8A8 per-token x per-channel through ``_scaled_mm``: the compiled dequant-matmul against
 calling ``_scaled_mm`` directly on the same FP8 inputs (our overhead), plus the whole layer with
 dynamic activation quantization against eager, plain Inductor and the bf16 linear.
@@ -20,6 +21,7 @@ import torch.nn.functional as F
 import xpu_inductor_ext
 from common import format_table, header, measure_limits, median_ms
 from xpu_inductor_ext.formats import quantize_per_row
+from xpu_inductor_ext.kernels.generic import gemv_weight_only_mm, widen_fp8
 from xpu_inductor_ext.nn import Fp8Linear
 
 
@@ -49,8 +51,9 @@ def cpu_weight_only(limits, n=4096, k=4096, ms=(1, 2, 4, 8, 32, 256)):
         x = torch.randn(m, k).bfloat16()
         plain = compiled(weight_only, dynamic=False)
         dense = compiled(lambda x, wd: F.linear(x, wd), dynamic=False)
+        fused = compiled(gemv_weight_only_mm, dynamic=False)  # cpu_fused_gemv's form, at every M
         t = [median_ms(lambda: weight_only(x, w, s)), median_ms(lambda: plain(x, w, s)),
-             median_ms(lambda: dense(x, w_bf16))]
+             median_ms(lambda: dense(x, w_bf16)), median_ms(lambda: fused(x, w, s, None))]
         with tempfile.TemporaryDirectory() as dumps:  # a dump dir turns the caches off: the passes run, and report
             ours = compiled(weight_only, "xpu_quant", dynamic=False, options={"dump_dir": dumps})
             ours(x, w, s)
@@ -59,7 +62,22 @@ def cpu_weight_only(limits, n=4096, k=4096, ms=(1, 2, 4, 8, 32, 256)):
         floor = limits.floor_ms(n * k + 2 * m * (n + k), 2 * m * n * k, "fp32")
         rows.append(_row(f"M={m}", t, t[-1], floor) + [", ".join(kernels)])
     return format_table(["CPU weight-only fp8 K=N=4096", "eager ms", "plain inductor", "bf16 linear (inductor)",
-                         "xpu_quant", "floor ms (ours/floor)", "kernel"], rows)
+                         "fused GEMV form", "xpu_quant", "floor ms (ours/floor)", "kernel"], rows)
+
+
+@torch.inference_mode()
+def cpu_widening(shapes=((1408, 512), (4096, 4096))):
+    """fp8 -> bf16 of a weight under plain Inductor: the direct cast against through float32."""
+    rows = []
+    for n, k in shapes:
+        w = torch.randn(n, k).to(torch.float8_e4m3fn)
+        direct = compiled(lambda w: w.to(torch.bfloat16), dynamic=False)
+        via_fp32 = compiled(lambda w: widen_fp8(w, torch.bfloat16), dynamic=False)
+        assert torch.equal(direct(w), via_fp32(w))
+        t_direct, t_fp32 = median_ms(lambda: direct(w)), median_ms(lambda: via_fp32(w))
+        rows.append([f"[{n}, {k}]", f"{t_direct:.3f}", f"{t_fp32:.3f}", f"{t_direct / t_fp32:.1f}x"])
+    return format_table(["fp8 e4m3 -> bf16 weight (Inductor, CPU)", "direct cast ms", "through float32 ms",
+                         "direct / through fp32"], rows)
 
 
 @torch.inference_mode()
@@ -105,7 +123,8 @@ def main():
     limits = measure_limits(args.device, 8192 if args.device == "cuda" else 1024)
     print(f"# measured limits: {limits.describe()}\n")
     if args.device == "cpu":
-        print(cpu_weight_only(limits))
+        print(cpu_weight_only(limits), "\n")
+        print(cpu_widening())
     else:
         print(cuda_w8a8(limits), "\n")
         print(cuda_layer(limits))

@@ -34,8 +34,8 @@ def _add_bias(out: torch.Tensor, bias: torch.Tensor | None) -> torch.Tensor:
 
 def widen_fp8(t: torch.Tensor, cdt: torch.dtype) -> torch.Tensor:
     """FP8 values in ``cdt``, exactly, through float32: Inductor's CPU code converts fp8 -> float32
-    in vector instructions but fp8 -> bf16 one element at a time (7.5x slower for a [1408, 512]
-    weight on a Xeon, torch 2.13)."""
+    in vector instructions but fp8 -> bf16 one element at a time (2-7x slower; `cpu_widening` in
+    benchmarks/bench_fp8_linear.py)."""
     return t.float().to(cdt)
 
 
@@ -82,10 +82,10 @@ CPU_GEMV_MAX_M = 4
 """At or below (M known at compile time): the CPU weight-only linear as one fused multiply-reduce.
 
 Inductor then widens each fp8 weight in registers once per activation row and never writes the
-dequantized weight, which dequantize-then-GEMM writes and rereads. On a 2-core Xeon with AMX-BF16,
-K = N = 4096 (benchmarks/RESULTS.md, 2026-12-01): 3.1 / 5.1 / 12.9 ms at M = 1 / 2 / 4 against
-17.1 / 14.3 / 14.8 ms for plain Inductor's dequantize-then-GEMM; at M = 8 the fused form, which
-widens the weight once per row, was no faster than the GEMM (38 against 39 ms, AVX2 build).
+dequantized weight, which dequantize-then-GEMM writes and rereads. The margin shrinks with M
+because the widening repeats per row: on a 2-core Xeon with AMX-BF16, K = N = 4096, 4.5-5.3x plain
+Inductor at M = 1, 1.3-1.4x at M = 4, and slower than the GEMM from M = 8 (the "fused GEMV form"
+column of benchmarks/bench_fp8_linear.py; benchmarks/RESULTS.md, 2026-12-01).
 """
 
 
