@@ -31,12 +31,12 @@ DIVISIBLE_BY_16 = {"x_ptr", "w_ptr", "scale_ptr", "bias_ptr", "out_ptr", "N", "K
 
 
 def decode_kernel_constants(widen: int):
-    """The slab kernel's constexprs for the default decode plan at M = 16, N = K = 8192, and the plan."""
+    """The decode kernel's constexprs for the default plan at M = 16, N = K = 8192, and the plan."""
     plan = ops.decode_plan(16, 8192, 8192, 0, 0, num_sms=132)
     return dict(SCALE_MODE=1, SCALE_BLOCK_N=1, SCALE_BLOCK_K=1, HAS_BIAS=False,
                 SWAPPED=plan.mma_mode == ops.MMA_DOT_SWAPPED, DOT_IN_FP32=False, EVEN_K=True, WIDEN=widen,
-                BLOCK_M=plan.block_m, BLOCK_N=plan.block_n, BLOCK_K=plan.block_k, SLABS=plan.slabs,
-                BATCHED=plan.batched, stride_xk=1, stride_wk=1, stride_on=1), plan
+                BLOCK_M=plan.block_m, BLOCK_N=plan.block_n, BLOCK_K=plan.block_k,
+                stride_xk=1, stride_wk=1, stride_on=1), plan
 
 
 def compile_sm90(fn, constants: dict, num_warps: int, num_stages: int):
@@ -67,7 +67,7 @@ def opcode_counts(cubin: bytes) -> dict:
 
 def main() -> None:
     constants, plan = decode_kernel_constants(int(sys.argv[1]))
-    compiled = compile_sm90(kernels.fp8_weight_only_slab_kernel, constants, plan.num_warps, plan.num_stages)
+    compiled = compile_sm90(kernels.fp8_weight_only_decode_kernel, constants, plan.num_warps, plan.num_stages)
     print(json.dumps(opcode_counts(compiled.asm["cubin"])))
 
 

@@ -180,21 +180,12 @@ def test_weight_only_decode_plans(mma_mode, rows, scale_block, block_n, block_k,
 
 
 SCALE_MODES = {"channel": SCALE_PER_CHANNEL, "tensor": SCALE_PER_TENSOR, "block": SCALE_BLOCK}
-SLAB_PLAN_CASES = [
-    # (mma mode, slabs, batched): the MMA decode kernel with its K-tiles in slabs
-    (ops.MMA_DOT, 2, False),  # the default decode plan's form: two accumulators
-    (ops.MMA_DOT_SWAPPED, 2, False),
-    (ops.MMA_DOT, 2, True),  # one batched dot over two slabs
-    (ops.MMA_DOT_SWAPPED, 4, True),
-]
-
-
-@pytest.mark.parametrize("mma_mode,slabs,batched", SLAB_PLAN_CASES)
+@pytest.mark.parametrize("mma_mode", [ops.MMA_DOT, ops.MMA_DOT_SWAPPED])
 @pytest.mark.parametrize("scales", ["channel", "tensor", "block"])
 @pytest.mark.parametrize("split_k", [1, 2])
-def test_weight_only_slab_plans(mma_mode, slabs, batched, scales, split_k):
-    """The slab kernel at M = 5 (rows wrap inside the 16-row tile), ragged N and a K that is not a
-    multiple of the slabs' step (masked loads), with bias and the split-K reduction."""
+def test_weight_only_two_accumulator_plans(mma_mode, scales, split_k):
+    """The decode kernel at M = 5 (rows wrap inside the 16-row tile), ragged N and a K that is not a
+    multiple of its two-tile step (masked loads), with bias and the split-K reduction."""
     m, n, k = 5, 200, 328
     x = (torch.randn(m, k) / 10).to(torch.bfloat16)
     if scales == "block":
@@ -203,28 +194,27 @@ def test_weight_only_slab_plans(mma_mode, slabs, batched, scales, split_k):
     else:
         w, w_scale, *blocks = make_weight(n, k, scales)
     bias = torch.randn(n).to(torch.bfloat16)
-    plan = ops.DecodePlan(mma_mode, 16, 32, 32, split_k, 4, 1, slabs=slabs, batched=batched)
+    plan = ops.DecodePlan(mma_mode, 16, 32, 32, split_k, 4, 1, accumulators=2)
     out = ops.launch_weight_only(x, w, w_scale, bias, *blocks, SCALE_MODES[scales], plan=plan)
     assert_close_rel(out, weight_only_reference(x, w, w_scale, bias, *blocks), torch.bfloat16)
 
 
-@pytest.mark.parametrize("slabs,batched", [(2, False), (4, True)])
-def test_slab_steps_past_k_read_no_scale_out_of_bounds(slabs, batched):
+def test_decode_step_past_k_reads_no_scale_out_of_bounds():
     """K = 3 K-tiles: the last step's second tile lies past K. Its scale column must not be read:
     the column after the scale tensor holds NaN here, which would poison the (zero) partial."""
     n, k, blocks = 48, 96, (16, 32)
     w, w_scale = quantize_blocks(torch.randn(n, k) / 10, *blocks)
     padded = torch.cat([w_scale, torch.full((w_scale.shape[0], 1), float("nan"))], dim=1)
     x = (torch.randn(3, k) / 10).to(torch.bfloat16)
-    plan = ops.DecodePlan(ops.MMA_DOT, 16, 32, 32, 1, 4, 1, slabs=slabs, batched=batched)
+    plan = ops.DecodePlan(ops.MMA_DOT, 16, 32, 32, 1, 4, 1, accumulators=2)
     out = ops.launch_weight_only(x, w, padded[:, :-1], None, *blocks, SCALE_BLOCK, plan=plan)
     assert_close_rel(out, weight_only_reference(x, w, w_scale, None, *blocks), torch.bfloat16)
 
 
 def test_default_mma_decode_plan_runs_and_matches():
-    """M = 9 through fp8_weight_only_mm picks the two-accumulator slab plan; numerics hold."""
+    """M = 9 through fp8_weight_only_mm picks the two-accumulator plan; numerics hold."""
     m, n, k = 9, 192, 512
-    assert ops.decode_plan(m, n, k, 0, 0, num_sms=1).slabs == ops.DECODE_SLABS
+    assert ops.decode_plan(m, n, k, 0, 0, num_sms=1).accumulators == 2
     x = (torch.randn(m, k) / 10).to(torch.bfloat16)
     w, w_scale, _, _ = make_weight(n, k, "channel")
     out = fp8_weight_only_mm(x, w, w_scale, None)
@@ -232,10 +222,10 @@ def test_default_mma_decode_plan_runs_and_matches():
 
 
 @pytest.mark.parametrize("plan,message", [
-    (ops.DecodePlan(ops.MMA_DOT, 16, 32, 32, 1, 4, 1, slabs=4, batched=False), "unbatched slabs are two"),
-    (ops.DecodePlan(ops.MMA_FMA, 1, 32, 32, 1, 4, 1, slabs=2), "slabs need an MMA mode"),
+    (ops.DecodePlan(ops.MMA_DOT, 16, 32, 32, 1, 4, 1, accumulators=4), "accumulators must be 1 or 2"),
+    (ops.DecodePlan(ops.MMA_FMA, 1, 32, 32, 1, 4, 1, accumulators=2), "two accumulators need an MMA mode"),
 ])
-def test_forced_slab_plans_the_kernels_cannot_run_are_refused(plan, message):
+def test_forced_decode_plans_the_kernels_cannot_run_are_refused(plan, message):
     w, w_scale, _, _ = make_weight(64, 256, "channel")
     with pytest.raises(ValueError, match=message):
         ops.launch_weight_only(torch.randn(1, 256).to(torch.bfloat16), w, w_scale, None, 0, 0,
@@ -246,7 +236,7 @@ def test_mma_decode_plan_splits_k_to_two_programs_per_sm():
     """On 132 SMs: 128 N-tiles of 64 rows split K in 2, 224 tiles not at all, 64 tiles in 4."""
     for n, k, split in ((8192, 8192, 2), (14336, 4096, 1), (4096, 14336, 4)):
         plan = ops.decode_plan(16, n, k, 0, 0, num_sms=132)
-        assert (plan.mma_mode, plan.block_n, plan.slabs, plan.batched) == (ops.MMA_DOT, 64, 2, False)
+        assert (plan.mma_mode, plan.block_n, plan.accumulators) == (ops.MMA_DOT, 64, 2)
         assert plan.split_k == split, (n, k, plan)
     assert ops.decode_plan(4, 4096, 1024, 0, 0, num_sms=132).split_k == 1  # too little K to split
     assert ops.decode_plan(8, 8192, 8192, 128, 128, num_sms=132).block_k == 128

@@ -243,7 +243,7 @@ def _mma_step(x_ptr, w_ptr, rows_x, rows_w, k0, k_end, stride_xm, stride_xk, str
 
 
 @triton.jit
-def fp8_weight_only_slab_kernel(
+def fp8_weight_only_decode_kernel(
     x_ptr, w_ptr, scale_ptr, bias_ptr, out_ptr,
     M, N, K, K_PER_SPLIT,
     stride_xm, stride_xk, stride_wn, stride_wk, stride_sn, stride_sk,
@@ -251,66 +251,33 @@ def fp8_weight_only_slab_kernel(
     SCALE_MODE: tl.constexpr, SCALE_BLOCK_N: tl.constexpr, SCALE_BLOCK_K: tl.constexpr,
     HAS_BIAS: tl.constexpr, SWAPPED: tl.constexpr, DOT_IN_FP32: tl.constexpr, EVEN_K: tl.constexpr,
     WIDEN: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
-    SLABS: tl.constexpr, BATCHED: tl.constexpr,
 ):
-    """The MMA decode kernel (M <= BLOCK_M): `fp8_weight_only_kernel`'s MMA modes with each step's
-    K range cut into SLABS slabs of BLOCK_K, summed over slabs once at the end. BATCHED: one
-    batched `tl.dot` over [SLABS, rows, BLOCK_K] tiles, so the program's warps take slabs side by
-    side; else (SLABS == 2) two independent accumulators, for instruction-level parallelism.
+    """The MMA decode kernel (M <= BLOCK_M): `fp8_weight_only_kernel`'s MMA modes taking two K-tiles
+    per step into two independent accumulators, added once at the end.
 
-    At decode a program's N-tile is small, so without slabs a GPU holds one or two warps per
-    scheduler, which stall on each MMA and conversion chain; split-K over programs (K_PER_SPLIT)
-    also needs the reduction kernel. SWAPPED: acc[N, M] += w @ x.T, else acc[M, N] += x @ w.T.
-    Block scales need BLOCK_K to divide SCALE_BLOCK_K. Other arguments as the generic kernel's.
+    At decode a program's N-tile is small, so a GPU holds one or two warps per scheduler, which
+    stall on each MMA and widening chain; the second accumulator gives each warp independent work
+    (split-K over programs, K_PER_SPLIT, also needs the reduction kernel). SWAPPED: acc[N, M] +=
+    w @ x.T, else acc[M, N] += x @ w.T. Block scales need BLOCK_K to divide SCALE_BLOCK_K. Other
+    arguments as the generic kernel's.
     """
     pid_k = tl.program_id(1)
     offs_m, offs_n, rows_x, rows_w, k_begin, k_end = _program_slice(
         0, tl.program_id(0), pid_k, M, N, K, K_PER_SPLIT, BLOCK_M, BLOCK_N)
     dot_dtype = tl.float32 if DOT_IN_FP32 else x_ptr.dtype.element_ty
-    if BATCHED:
-        slab_k = tl.arange(0, SLABS)[:, None] * BLOCK_K + tl.arange(0, BLOCK_K)[None, :]  # [SLABS, BLOCK_K]
-        if SWAPPED:
-            acc = tl.zeros((SLABS, BLOCK_N, BLOCK_M), dtype=tl.float32)
-        else:
-            acc = tl.zeros((SLABS, BLOCK_M, BLOCK_N), dtype=tl.float32)
-        for k0 in range(k_begin, k_end, SLABS * BLOCK_K):
-            offs_k = (k0 + slab_k)[:, None, :]  # [SLABS, 1, BLOCK_K]
-            w_ptrs = w_ptr + rows_w[None, :, None] * stride_wn + offs_k * stride_wk
-            x_ptrs = x_ptr + rows_x[None, :, None] * stride_xm + offs_k * stride_xk
-            if EVEN_K:
-                w = tl.load(w_ptrs, eviction_policy="evict_first")
-                x = tl.load(x_ptrs)
-            else:
-                w = tl.load(w_ptrs, mask=offs_k < k_end, other=0.0, eviction_policy="evict_first")
-                x = tl.load(x_ptrs, mask=offs_k < k_end, other=0.0)
-            w = _widen_fp8(w, dot_dtype, WIDEN)
-            x = x.to(dot_dtype)
-            if SWAPPED:
-                part = tl.dot(w, tl.permute(x, (0, 2, 1)), input_precision="ieee")
-            else:
-                part = tl.dot(x, tl.permute(w, (0, 2, 1)), input_precision="ieee")
-            if SCALE_MODE == 2:  # one scale per (slab, weight row)
-                slab_first_k = tl.minimum(k0 + tl.arange(0, SLABS) * BLOCK_K, k_end - 1)  # in bounds, as above
-                s = tl.load(scale_ptr + (slab_first_k // SCALE_BLOCK_K)[:, None] * stride_sk
-                            + (rows_w // SCALE_BLOCK_N)[None, :] * stride_sn)
-                part = part * (s[:, :, None] if SWAPPED else s[:, None, :])
-            acc += part
-        acc = tl.sum(acc, axis=0)
+    if SWAPPED:
+        acc = tl.zeros((BLOCK_N, BLOCK_M), dtype=tl.float32)
     else:
-        tl.static_assert(SLABS == 2)
-        if SWAPPED:
-            acc = tl.zeros((BLOCK_N, BLOCK_M), dtype=tl.float32)
-        else:
-            acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-        acc2 = tl.zeros_like(acc)
-        for k0 in range(k_begin, k_end, 2 * BLOCK_K):
-            acc += _mma_step(x_ptr, w_ptr, rows_x, rows_w, k0, k_end, stride_xm, stride_xk, stride_wn, stride_wk,
-                             scale_ptr, stride_sn, stride_sk, dot_dtype, SCALE_MODE, SCALE_BLOCK_N, SCALE_BLOCK_K,
-                             SWAPPED, EVEN_K, WIDEN, BLOCK_K)
-            acc2 += _mma_step(x_ptr, w_ptr, rows_x, rows_w, k0 + BLOCK_K, k_end, stride_xm, stride_xk, stride_wn,
-                              stride_wk, scale_ptr, stride_sn, stride_sk, dot_dtype, SCALE_MODE, SCALE_BLOCK_N,
-                              SCALE_BLOCK_K, SWAPPED, EVEN_K, WIDEN, BLOCK_K)
-        acc += acc2
+        acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    acc2 = tl.zeros_like(acc)
+    for k0 in range(k_begin, k_end, 2 * BLOCK_K):
+        acc += _mma_step(x_ptr, w_ptr, rows_x, rows_w, k0, k_end, stride_xm, stride_xk, stride_wn, stride_wk,
+                         scale_ptr, stride_sn, stride_sk, dot_dtype, SCALE_MODE, SCALE_BLOCK_N, SCALE_BLOCK_K,
+                         SWAPPED, EVEN_K, WIDEN, BLOCK_K)
+        acc2 += _mma_step(x_ptr, w_ptr, rows_x, rows_w, k0 + BLOCK_K, k_end, stride_xm, stride_xk, stride_wn,
+                          stride_wk, scale_ptr, stride_sn, stride_sk, dot_dtype, SCALE_MODE, SCALE_BLOCK_N,
+                          SCALE_BLOCK_K, SWAPPED, EVEN_K, WIDEN, BLOCK_K)
+    acc += acc2
     if SWAPPED:
         acc = tl.trans(acc)
     _store_tile(acc, offs_m, offs_n, rows_w, pid_k, scale_ptr, bias_ptr, out_ptr, M, N,

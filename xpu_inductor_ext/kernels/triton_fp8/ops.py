@@ -40,7 +40,6 @@ WIDEN_BITS_MIN_CAPABILITY = (8, 0)  # fma.rn.bf16x2
 DECODE_MAX_M = 16  # at or below: a decode plan (GEMV or MMA, split-K); above: the autotuned tiled kernel
 GEMV_MAX_M = 2  # at or below: the CUDA-core GEMV (one accumulator per row); above: the MMA
 DECODE_BLOCK_M, DECODE_BLOCK_N, DECODE_BLOCK_K = 16, 64, 128  # MMA decode tile (16: the smallest tl.dot M)
-DECODE_SLABS = 2  # MMA decode: two K-tiles per step into two accumulators (fp8_weight_only_slab_kernel)
 DECODE_NUM_WARPS, DECODE_NUM_STAGES = 4, 4
 MMA_PROGRAMS_PER_SM = 2  # split the MMA decode grid's K until it has about this many programs per SM
 GEMV_TILE_BYTES = 8192  # fp8 weight bytes per K-tile of a GEMV program (BLOCK_N * BLOCK_K)
@@ -74,8 +73,7 @@ class DecodePlan:
     num_stages: int
     load_stages: int = 1
     widen: Optional[int] = None  # None: widen_mode() of the inputs
-    slabs: int = 1  # MMA modes: K slabs per step (fp8_weight_only_slab_kernel)
-    batched: bool = True  # slabs through one batched dot (warps side by side), else two accumulators
+    accumulators: int = 1  # MMA modes: 2 takes two K-tiles per step (fp8_weight_only_decode_kernel)
 
 
 def tile_config(block_m, block_n, num_warps, num_stages, pre_hook=None, **extra) -> triton.Config:
@@ -201,10 +199,10 @@ def decode_plan(m: int, n: int, k: int, scale_block_n: int, scale_block_k: int, 
     else:
         block_k = _pow2_divisor(scale_block_k, DECODE_BLOCK_K) if scale_block_k else DECODE_BLOCK_K
         plan = DecodePlan(MMA_DOT, DECODE_BLOCK_M, DECODE_BLOCK_N, block_k, 1, DECODE_NUM_WARPS,
-                          DECODE_NUM_STAGES, slabs=DECODE_SLABS, batched=False)
+                          DECODE_NUM_STAGES, accumulators=2)
         tiles = triton.cdiv(n, plan.block_n)
         wanted = round(MMA_PROGRAMS_PER_SM * num_sms / tiles)
-    max_split = max(1, triton.cdiv(k, plan.block_k * plan.slabs * SPLIT_K_MIN_ITERS))
+    max_split = max(1, triton.cdiv(k, plan.block_k * plan.accumulators * SPLIT_K_MIN_ITERS))
     return dataclasses.replace(plan, split_k=max(1, min(max_split, wanted)))
 
 
@@ -342,7 +340,7 @@ def launch_weight_only(x, w, w_scale, bias, block_n, block_k, scale_mode, plan: 
         blocks = (scale_block_n, scale_block_k) if scale_mode == SCALE_BLOCK else (0, 0)
         plan = decode_plan(m, n, k, *blocks, _num_sms(x.device))
     _check_decode_plan(plan, m, scale_mode, scale_block_k)
-    step_k = plan.block_k * plan.slabs
+    step_k = plan.block_k * plan.accumulators
     k_per_split = triton.cdiv(triton.cdiv(k, plan.split_k), step_k) * step_k
     split_k = triton.cdiv(k, k_per_split)
     target = out if split_k == 1 else torch.empty((split_k, m, n), dtype=torch.float32, device=x.device)
@@ -351,10 +349,10 @@ def launch_weight_only(x, w, w_scale, bias, block_n, block_k, scale_mode, plan: 
                   WIDEN=widen_mode(x, w) if plan.widen is None else plan.widen, BLOCK_M=plan.block_m,
                   BLOCK_N=plan.block_n, BLOCK_K=plan.block_k, num_warps=plan.num_warps,
                   num_stages=plan.num_stages, **scales)
-    if plan.slabs > 1:
-        wrap_triton(kernels.fp8_weight_only_slab_kernel)[grid](
+    if plan.accumulators == 2:
+        wrap_triton(kernels.fp8_weight_only_decode_kernel)[grid](
             *args, target, m, n, k, k_per_split, *strides, m * n, target.stride(-2), target.stride(-1),
-            SWAPPED=plan.mma_mode == MMA_DOT_SWAPPED, SLABS=plan.slabs, BATCHED=plan.batched, **common,
+            SWAPPED=plan.mma_mode == MMA_DOT_SWAPPED, **common,
         )
     else:
         scale_on_x = (scale_mode == SCALE_BLOCK and plan.mma_mode == MMA_FMA
@@ -376,10 +374,10 @@ def _check_decode_plan(plan: DecodePlan, m: int, scale_mode: int, scale_block_k:
     """Reject a forced plan the kernels cannot run (decode_plan never builds one)."""
     if scale_mode == SCALE_BLOCK and scale_block_k % plan.block_k:
         raise ValueError(f"decode plan {plan}: block_k must divide the scale block {scale_block_k}")
-    if plan.slabs > 1 and (plan.mma_mode == MMA_FMA or m > plan.block_m):
-        raise ValueError(f"decode plan {plan}: slabs need an MMA mode and M <= block_m")
-    if plan.slabs > 1 and not plan.batched and plan.slabs != 2:
-        raise ValueError(f"decode plan {plan}: unbatched slabs are two accumulators (slabs=2)")
+    if plan.accumulators not in (1, 2):
+        raise ValueError(f"decode plan {plan}: accumulators must be 1 or 2")
+    if plan.accumulators == 2 and (plan.mma_mode == MMA_FMA or m > plan.block_m):
+        raise ValueError(f"decode plan {plan}: two accumulators need an MMA mode and M <= block_m")
 
 
 def launch_block_scaled(a, b, a_scale, b_scale, bias, out_dtype, group_n, group_k,
