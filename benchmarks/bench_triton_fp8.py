@@ -144,8 +144,8 @@ def check_every_fp8_code(tf):
     """Each of the 256 codes of e4m3fn and e5m2 through every weight-only launch path (GEMV at M = 1,
     2, the MMA decode kernel at M = 16, the tiled kernel at M = 64), read back exactly: w[n, 0] is
     code n and w[n, 1:] = 0, x[:, 0] = 1, so out[m, n] = value(code n). NaN/inf codes are printed,
-    not checked (the bit moves read them as finite numbers). Triton's own cast (WIDEN_CAST, not
-    used for bf16 on CUDA) is shown for comparison, not counted. Returns the number of failures."""
+    not checked (the bit moves read them as finite numbers). Triton's own cast (WIDEN_CAST, on CUDA
+    only the fallback for weights holding such codes) is shown beside, not counted. Returns the number of failures."""
     from xpu_inductor_ext.kernels.triton_fp8 import ops
     from xpu_inductor_ext.kernels.triton_fp8.validation import SCALE_PER_CHANNEL
 
@@ -167,7 +167,7 @@ def check_every_fp8_code(tf):
             counted = plan is None
             failures += counted and bad > 0
             specials = [f"{c:#04x}->{v:g}" for c, v in enumerate(out[0].float().tolist()) if not math.isfinite(ref[c])]
-            label = "default plan" if counted else "Triton's cast (not used for bf16 on CUDA)"
+            label = "default plan" if counted else "Triton's cast (the NaN/inf fallback)"
             status = ("ok  " if not bad else "FAIL") if counted else "note"
             print(f"  {status} every {fmt} code, M={m}, {label}: {bad} of {m * int(finite.sum())} finite reads differ; "
                   f"non-finite codes read as {', '.join(specials[:4])}{', ...' if len(specials) > 4 else ''}")
@@ -319,8 +319,8 @@ def print_autotune_choices():
 
 def decode_candidates(m, ops):
     """Launch plans to sweep at decode: the CUDA-core GEMV over 1 or 2 activation rows (weight loads
-    pipelined LOAD_STAGES deep), and both MMA orientations, widening the weight by bit moves
-    (WIDEN_BITS) or, for the plan the old default used, also by Triton's cast (WIDEN_CAST)."""
+    pipelined LOAD_STAGES deep); the MMA with one accumulator (both orientations) and with two
+    (the decode kernel), widening by bit moves (WIDEN_BITS) or, for one plan, by Triton's cast."""
     Plan = ops.DecodePlan
     plans = []
     if m <= 2:
@@ -328,22 +328,25 @@ def decode_candidates(m, ops):
             plans.append(Plan(ops.MMA_FMA, m, bn, bk, 1, warps, 1, stages))
     if m >= 2:
         plans.append(Plan(ops.MMA_DOT, 16, 32, 256, 1, 4, 4, widen=ops.WIDEN_CAST))
-        for (bn, bk, warps, stages), split in itertools.product(
-                [(64, 256, 4, 3), (128, 128, 4, 3), (128, 128, 4, 4), (256, 64, 4, 3), (256, 64, 4, 4),
-                 (256, 128, 4, 3), (64, 256, 2, 3), (256, 64, 2, 4), (128, 64, 4, 4), (32, 256, 2, 4)], (1, 2, 4, 8)):
-            plans.append(Plan(ops.MMA_DOT, 16, bn, bk, split, warps, stages, widen=ops.WIDEN_BITS))
-        for split in (1, 2, 4):
-            plans.append(Plan(ops.MMA_DOT_SWAPPED, 16, 32, 256, split, 2, 4, widen=ops.WIDEN_BITS))
+        for (mode, bn, bk, warps, stages), split in itertools.product(
+                [(ops.MMA_DOT, 64, 256, 4, 3), (ops.MMA_DOT, 128, 128, 4, 4), (ops.MMA_DOT, 32, 256, 2, 4),
+                 (ops.MMA_DOT_SWAPPED, 32, 256, 2, 4), (ops.MMA_DOT_SWAPPED, 32, 512, 2, 4)], (1, 2, 4)):
+            plans.append(Plan(mode, 16, bn, bk, split, warps, stages, widen=ops.WIDEN_BITS))
+        for (mode, bn, bk, warps, stages), split in itertools.product(
+                [(ops.MMA_DOT, 64, 128, 4, 4), (ops.MMA_DOT, 64, 256, 4, 3), (ops.MMA_DOT, 32, 128, 2, 4),
+                 (ops.MMA_DOT_SWAPPED, 32, 128, 2, 3), (ops.MMA_DOT_SWAPPED, 32, 256, 2, 4)], (1, 2, 4)):
+            plans.append(Plan(mode, 16, bn, bk, split, warps, stages, widen=ops.WIDEN_BITS, accumulators=2))
     return plans
 
 
 def block_decode_candidates(m, ops):
     """Plans for 128 x 128 block scales (a K-tile stays inside a scale block: BLOCK_K <= 128): GEMV
-    at M <= 2, the MMA above."""
+    at M <= 2, the MMA with one or two accumulators above."""
     if m > 2:
-        return [ops.DecodePlan(ops.MMA_DOT, 16, bn, 128, split, warps, stages, widen=ops.WIDEN_BITS)
-                for (bn, warps, stages), split in itertools.product(
-                    [(64, 4, 4), (128, 4, 3), (256, 4, 3), (128, 4, 4)], (1, 2, 4, 8))]
+        return [ops.DecodePlan(ops.MMA_DOT, 16, bn, 128, split, warps, stages, widen=ops.WIDEN_BITS,
+                               accumulators=acc)
+                for (bn, warps, stages), split, acc in itertools.product(
+                    [(64, 4, 4), (128, 4, 3), (32, 2, 4)], (1, 2, 4, 8), (1, 2))]
     return [ops.DecodePlan(ops.MMA_FMA, m, bn, bk, split, 4, 1, stages) for bn, bk, split, stages in (
         (16, 128, 1, 8), (32, 128, 1, 8), (64, 128, 1, 4), (64, 128, 2, 6), (32, 128, 2, 8))]
 

@@ -48,6 +48,9 @@ GEMV_BLOCK_N_BLOCK_SCALED = 64  # most rows per GEMV program when block scales s
 GEMV_LOAD_STAGES = 4  # K-tiles in flight per GEMV program
 TILE_BLOCK_K = 64  # K tile of the tiled weight-only kernel (bf16/fp16 operands)
 BLOCK_SCALED_BLOCK_K = 128  # K tile of the block-scaled kernel (fp8 operands)
+DESCRIPTOR_MIN_M = 17  # block-scaled kernel: tensor-descriptor (TMA) loads from this M on; below, at
+# decode sizes, pointer loads were faster (the demo decoder's W8A8 step at batch 1: 0.92 ms with
+# descriptors, 0.76 ms without; H200, 2026-12-01); at prefill descriptors won (0.8 vs 0.6 of cuBLAS)
 SPLIT_K_MIN_ITERS = 4  # a K split keeps at least this many K tiles per program
 GEMV_PROGRAMS_PER_SM = 4  # GEMV programs per SM: sets the rows per program, then the K split
 REDUCE_BLOCK = 1024  # elements per program of the split-K reduction
@@ -183,7 +186,8 @@ def decode_plan(m: int, n: int, k: int, scale_block_n: int, scale_block_k: int, 
     (instruction-level parallelism for the one or two warps per scheduler a decode grid gives),
     K split until the grid has about MMA_PROGRAMS_PER_SM programs per SM. Both are the best of
     sweeps on an H200 over (N, K) in {(8192, 8192), (14336, 4096), (4096, 14336)} and M in
-    {1, 2, 3, 4, 8, 16} (benchmarks/bench_triton_fp8.py --sweep). Block scales are given as block
+    {1, 2, 3, 4, 8, 16} (benchmarks/RESULTS.md, 2026-12-01; `bench_triton_fp8.py --sweep` times
+    the candidates again). Block scales are given as block
     sizes (0: none); a K-tile never straddles two scale blocks.
     """
     if m <= GEMV_MAX_M:
@@ -390,9 +394,7 @@ def launch_block_scaled(a, b, a_scale, b_scale, bias, out_dtype, group_n, group_
         return out
     block_k = _pow2_divisor(group_k, BLOCK_SCALED_BLOCK_K)
     strides = (a.stride(0), a.stride(1), b.stride(0), b.stride(1))
-    # Bulk copies pay off at prefill; at decode sizes pointer loads were faster (the demo decoder's
-    # W8A8 step at batch 1: 0.92 ms with descriptors, 0.76 ms without; H200, 2026-12-01).
-    descriptors = (m > DECODE_MAX_M and can_use_descriptors(a, b)
+    descriptors = (m >= DESCRIPTOR_MIN_M and can_use_descriptors(a, b)
                    and (config is None or config.kwargs.get("DESC", False)))
     if descriptors:  # block shapes are placeholders until the config is known (see the pre-hook)
         a = _tensor_descriptor().from_tensor(a, [1, block_k])
