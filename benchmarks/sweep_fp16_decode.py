@@ -65,23 +65,20 @@ def fp16_decode_kernel(x_ptr, w_ptr, scale_ptr, out_ptr, M, N, K, K_PER_SPLIT, s
 
 
 def fp16_decode(x, w, scale, tile, split):
-    from xpu_inductor_ext.kernels.triton_fp8 import kernels, ops
+    from xpu_inductor_ext.kernels.triton_fp8 import ops
 
     block_n, block_k, warps, stages = tile
     m, k = x.shape
     n = w.shape[0]
     out = torch.empty((m, n), dtype=x.dtype, device=x.device)
-    k_per_split = triton.cdiv(triton.cdiv(k, split), block_k) * block_k
-    split = triton.cdiv(k, k_per_split)
+    k_per_split, split = ops.split_k_ranges(k, split, block_k)
     target = out if split == 1 else torch.empty((split, m, n), dtype=torch.float32, device=x.device)
     fp16_decode_kernel[(triton.cdiv(n, block_n), split)](
         x, w, scale, target, m, n, k, k_per_split, x.stride(0), w.stride(0), m * n, target.stride(-2),
         TOP=FP16_TOP_EXPONENT, E_MIN=EXPONENT_CLAMP[0], E_MAX=EXPONENT_CLAMP[1],
         BLOCK_M=16, BLOCK_N=block_n, BLOCK_K=block_k, num_warps=warps, num_stages=stages)
     if split > 1:
-        kernels.split_k_reduce_kernel[(triton.cdiv(m * n, ops.REDUCE_BLOCK),)](
-            target, target, out, m, n, out.stride(0), out.stride(1), SPLIT_K=split, HAS_BIAS=False,
-            BLOCK=ops.REDUCE_BLOCK)
+        ops.reduce_split_k(target, None, out)
     return out
 
 

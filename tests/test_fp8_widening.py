@@ -87,8 +87,7 @@ def test_widening_asm_reads_every_finite_code_exactly(fmt):
     assert len(finite) == (254 if fmt == E4M3 else 248)
     wrong = {hex(c): (got[c], expected[c]) for c in finite if got[c] != expected[c]}
     assert not wrong
-    subnormal = [c for c in finite if 0 < abs(expected[c]) < torch.finfo(fmt).tiny]
-    assert subnormal and all(got[c] == expected[c] for c in subnormal)
+    assert any(0 < abs(expected[c]) < torch.finfo(fmt).tiny for c in finite)  # subnormals were among them
     # The bit moves know no NaN or infinity: why weights holding such codes go to the cast.
     assert all(torch.isfinite(torch.tensor(got[c])) for c in range(256) if c not in finite)
 

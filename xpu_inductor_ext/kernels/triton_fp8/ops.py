@@ -345,8 +345,7 @@ def launch_weight_only(x, w, w_scale, bias, block_n, block_k, scale_mode, plan: 
         plan = decode_plan(m, n, k, *blocks, _num_sms(x.device))
     _check_decode_plan(plan, m, scale_mode, scale_block_k)
     step_k = plan.block_k * plan.accumulators
-    k_per_split = triton.cdiv(triton.cdiv(k, plan.split_k), step_k) * step_k
-    split_k = triton.cdiv(k, k_per_split)
+    k_per_split, split_k = split_k_ranges(k, plan.split_k, step_k)
     target = out if split_k == 1 else torch.empty((split_k, m, n), dtype=torch.float32, device=x.device)
     grid = (triton.cdiv(m, plan.block_m) * triton.cdiv(n, plan.block_n), split_k)
     common = dict(HAS_BIAS=bias is not None and split_k == 1, EVEN_K=k % step_k == 0, DOT_IN_FP32=dot_in_fp32,
@@ -367,11 +366,23 @@ def launch_weight_only(x, w, w_scale, bias, block_n, block_k, scale_mode, plan: 
             LOAD_STAGES=plan.load_stages, **common,
         )
     if split_k > 1:
-        wrap_triton(kernels.split_k_reduce_kernel)[(triton.cdiv(m * n, REDUCE_BLOCK),)](
-            target, bias if bias is not None else target, out, m, n, out.stride(0), out.stride(1),
-            SPLIT_K=split_k, HAS_BIAS=bias is not None, BLOCK=REDUCE_BLOCK,
-        )
+        reduce_split_k(target, bias, out)
     return out
+
+
+def split_k_ranges(k: int, split_k: int, step_k: int) -> tuple:
+    """(K columns per split, a multiple of step_k; splits actually needed) for K cut about split_k ways."""
+    k_per_split = triton.cdiv(triton.cdiv(k, split_k), step_k) * step_k
+    return k_per_split, triton.cdiv(k, k_per_split)
+
+
+def reduce_split_k(partials: torch.Tensor, bias: Optional[torch.Tensor], out: torch.Tensor) -> None:
+    """out = sum of the contiguous fp32 partials [splits, M, N] (+ bias), in out's dtype."""
+    splits, m, n = partials.shape
+    wrap_triton(kernels.split_k_reduce_kernel)[(triton.cdiv(m * n, REDUCE_BLOCK),)](
+        partials, bias if bias is not None else partials, out, m, n, out.stride(0), out.stride(1),
+        SPLIT_K=splits, HAS_BIAS=bias is not None, BLOCK=REDUCE_BLOCK,
+    )
 
 
 def _check_decode_plan(plan: DecodePlan, m: int, scale_mode: int, scale_block_k: int) -> None:
