@@ -153,21 +153,22 @@ def check_every_fp8_code(tf):
     n, k = 256, 512
     scale = torch.ones(n, 1, device="cuda")
     cast_plan = ops.DecodePlan(ops.MMA_DOT, 16, 32, 256, 1, 4, 3, widen=ops.WIDEN_CAST)
+    split_plan = ops.DecodePlan(ops.MMA_FP8_SPLIT, 16, 64, 128, 2, 4, 4)
     for fmt in (torch.float8_e4m3fn, torch.float8_e5m2):
         raw = torch.zeros(n, k, device="cuda", dtype=torch.uint8)
         raw[:, 0] = torch.arange(256, device="cuda", dtype=torch.int32).to(torch.uint8)
         w = raw.view(fmt)
         ref = w.float()[:, 0]
         finite = torch.isfinite(ref)
-        for m, plan in ((1, None), (2, None), (16, None), (64, None), (16, cast_plan)):
+        for m, plan in ((1, None), (2, None), (16, None), (64, None), (4, split_plan), (16, cast_plan)):
             x = (torch.randn(m, k, device="cuda") / 10).to(ACT)
             x[:, 0] = 1
             out = ops.launch_weight_only(x, w, scale, None, 0, 0, SCALE_PER_CHANNEL, plan=plan)
             bad = int((out.float() != ref)[:, finite].sum())
-            counted = plan is None
+            counted = plan is not cast_plan
             failures += counted and bad > 0
             specials = [f"{c:#04x}->{v:g}" for c, v in enumerate(out[0].float().tolist()) if not math.isfinite(ref[c])]
-            label = "default plan" if counted else "Triton's cast (the NaN/inf fallback)"
+            label = {None: "default plan", split_plan: "fp8 split MMA"}.get(plan, "Triton's cast (the NaN/inf fallback)")
             status = ("ok  " if not bad else "FAIL") if counted else "note"
             print(f"  {status} every {fmt} code, M={m}, {label}: {bad} of {m * int(finite.sum())} finite reads differ; "
                   f"non-finite codes read as {', '.join(specials[:4])}{', ...' if len(specials) > 4 else ''}")
@@ -317,6 +318,19 @@ def print_autotune_choices():
             print(f"  {name} (N, K, M bucket) = {key[:3]}: {cfg}")
 
 
+SPLIT_TILES = [(64, 128, 4, 4), (128, 128, 4, 4), (256, 128, 8, 3), (128, 128, 8, 4)]  # BLOCK_N, BLOCK_K, warps, stages
+SPLIT_SPLITS = (1, 2, 4, 8)
+
+
+def split_candidates(ops, block_k_cap=None):
+    """Plans of the fp8 split MMA (bf16 activations split into two e4m3 terms per K-tile, fp8
+    weights fed to the MMA as they are). The best of a wider sweep on an H200 (2026-12-01; BLOCK_K
+    256 and 6 stages were slower everywhere)."""
+    return [ops.DecodePlan(ops.MMA_FP8_SPLIT, 16, bn, bk, split, warps, stages)
+            for (bn, bk, warps, stages), split in itertools.product(SPLIT_TILES, SPLIT_SPLITS)
+            if block_k_cap is None or bk <= block_k_cap]
+
+
 def decode_candidates(m, ops):
     """Launch plans to sweep at decode: the CUDA-core GEMV over 1 or 2 activation rows (weight loads
     pipelined LOAD_STAGES deep); the MMA with one accumulator (both orientations) and with two
@@ -351,9 +365,10 @@ def block_decode_candidates(m, ops):
         (16, 128, 1, 8), (32, 128, 1, 8), (64, 128, 1, 4), (64, 128, 2, 6), (32, 128, 2, 8))]
 
 
-def sweep_weight_only(ceil, results, ms=SWEEP_DECODE_MS):
+def sweep_weight_only(ceil, results, ms=SWEEP_DECODE_MS, family="all"):
     """Time every decode plan of decode_candidates(M) beside the default plan, per-channel scales;
-    then GEMV plans for 128 x 128 block scales."""
+    then GEMV plans for 128 x 128 block scales. family "split": the default plan and the fp8 split
+    MMA's plans only."""
     from xpu_inductor_ext.kernels.triton_fp8 import ops
     from xpu_inductor_ext.kernels.triton_fp8.validation import SCALE_BLOCK, SCALE_PER_CHANNEL
 
@@ -362,9 +377,11 @@ def sweep_weight_only(ceil, results, ms=SWEEP_DECODE_MS):
         channel = make_weight(n, k, copies=cdiv(L2_DEFEAT_BYTES, n * k))
         blocks = [quantize_blocks(torch.randn(n, k, device="cuda") / 10, GROUP, GROUP) for _ in channel]
         floor_us = n * k / ceil["copy_gbs"] / 1e3
-        sweeps = [(m, "channel", [(w, s) for w, s, _ in channel], SCALE_PER_CHANNEL, (0, 0), decode_candidates(m, ops))
-                  for m in ms]
-        sweeps += [(m, "block", blocks, SCALE_BLOCK, (GROUP, GROUP), block_decode_candidates(m, ops))
+        split_only = family == "split"
+        sweeps = [(m, "channel", [(w, s) for w, s, _ in channel], SCALE_PER_CHANNEL, (0, 0),
+                   split_candidates(ops) + ([] if split_only else decode_candidates(m, ops))) for m in ms]
+        sweeps += [(m, "block", blocks, SCALE_BLOCK, (GROUP, GROUP),
+                    split_candidates(ops, GROUP) + ([] if split_only else block_decode_candidates(m, ops)))
                    for m in (1, 4, 16) if m in ms]
         for m, label, copies, mode, blk, candidates in sweeps:
             x = (torch.randn(m, k, device="cuda") / 10).to(ACT)
@@ -438,6 +455,8 @@ def main() -> int:
                         help="time decode plans and/or block-scaled configs instead of the tables")
     parser.add_argument("--ms", type=lambda t: [int(v) for v in t.split(",")], default=SWEEP_DECODE_MS,
                         help="decode M values to sweep (comma-separated)")
+    parser.add_argument("--family", choices=("all", "split"), default="all",
+                        help="decode sweep: every plan family, or the default plan and the fp8 split MMA only")
     parser.add_argument("--out", default=os.environ.get("OUT"), help="folder for a JSON of the sweep results")
     args = parser.parse_args()
     if not torch.cuda.is_available():
@@ -458,7 +477,7 @@ def main() -> int:
     if args.sweep:
         results = []
         if args.sweep in ("decode", "all"):
-            sweep_weight_only(ceil, results, args.ms)
+            sweep_weight_only(ceil, results, args.ms, args.family)
             print(f"[{time.time() - start:.0f} s]")
         if args.sweep in ("block", "all"):
             sweep_block_scaled(results, start)

@@ -16,6 +16,7 @@ from ...formats import FP8_LAYOUT
 
 
 BF16_MANTISSA_BITS, BF16_BIAS = 7, 127
+E4M3_MANTISSA_BITS = tl.constexpr(FP8_LAYOUT[torch.float8_e4m3fn].mantissa_bits)
 
 
 def _bf16_widening_asm(layout) -> str:
@@ -281,6 +282,117 @@ def fp8_weight_only_decode_kernel(
     if SWAPPED:
         acc = tl.trans(acc)
     _store_tile(acc, offs_m, offs_n, rows_w, pid_k, scale_ptr, bias_ptr, out_ptr, M, N,
+                stride_sn, stride_os, stride_om, stride_on, SCALE_MODE, HAS_BIAS)
+
+
+@triton.jit
+def _split_bf16_rows(x, TOP: tl.constexpr, LO: tl.constexpr, IN_FP32: tl.constexpr):
+    """A bf16 tile [rows, K-tile] as (hi + lo * 2^-LO) * down per row, hi and lo e4m3 tiles.
+
+    Each row is scaled by the power of two that puts its largest magnitude in [2^TOP, 2^(TOP+1))
+    (kept normal: a row of zeros or subnormals scales by 2^(119 + TOP) at most); hi is the scaled
+    row rounded to e4m3 (4 significant bits), and the residual of a bf16 value (8 significant
+    bits) then has at most 4, so lo holds it exactly: hi + lo * 2^-LO is the scaled row exactly,
+    but for values below 2^-(TOP+6) of the row's largest, whose residuals become e4m3 subnormals
+    (an error under 2^-(TOP+16) of the largest). Exponents come from the bf16 bits; returns them
+    too, as each row's largest magnitude's bits (NaN > inf > any finite value as integers).
+    IN_FP32 returns hi and lo as fp32 tiles, hi rounded to e4m3's mantissa by integer arithmetic
+    (to nearest, ties to even): the interpreter's fp32 -> fp8 casts round wrongly (a carry out of
+    the mantissa and subnormals were lost).
+    """
+    top = tl.max(x.to(tl.int16, bitcast=True).to(tl.int32) & 0x7FFF, axis=1)
+    exp_field = tl.minimum(tl.maximum(top >> 7, TOP + 1), 254)
+    up = ((254 + TOP - exp_field) << 23).to(tl.float32, bitcast=True)
+    down = ((exp_field - TOP) << 23).to(tl.float32, bitcast=True)
+    scaled = x.to(tl.float32) * up[:, None]
+    if IN_FP32:
+        drop = 23 - E4M3_MANTISSA_BITS
+        bits = scaled.to(tl.int32, bitcast=True)
+        bits = (bits + ((1 << (drop - 1)) - 1) + ((bits >> drop) & 1)) & -(1 << drop)
+        hi = bits.to(tl.float32, bitcast=True)
+        return hi, (scaled - hi) * (2.0 ** LO), down, top
+    hi = scaled.to(tl.float8e4nv)
+    return hi, ((scaled - hi.to(tl.float32)) * (2.0 ** LO)).to(tl.float8e4nv), down, top
+
+
+@triton.jit
+def _load_x_tile(x_ptr, rows_x, offs_k, k_end, stride_xm, stride_xk, EVEN_K: tl.constexpr):
+    ptrs = x_ptr + rows_x[:, None] * stride_xm + offs_k[None, :] * stride_xk
+    if EVEN_K:
+        return tl.load(ptrs)
+    return tl.load(ptrs, mask=offs_k[None, :] < k_end, other=0.0)
+
+
+@triton.jit
+def _block_scale_rows(scale_ptr, rows_w, k0, stride_sn, stride_sk, SCALE_BLOCK_N: tl.constexpr,
+                      SCALE_BLOCK_K: tl.constexpr):
+    return tl.load(scale_ptr + (k0 // SCALE_BLOCK_K) * stride_sk + (rows_w // SCALE_BLOCK_N) * stride_sn)
+
+
+@triton.jit
+def _widened_tile_again(x_ptr, w_ptr, scale_ptr, rows_x, rows_w, k_begin, k_end, stride_xm, stride_xk,
+                        stride_wn, stride_wk, stride_sn, stride_sk, SCALE_MODE: tl.constexpr,
+                        SCALE_BLOCK_N: tl.constexpr, SCALE_BLOCK_K: tl.constexpr, EVEN_K: tl.constexpr,
+                        DOT_IN_FP32: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_M: tl.constexpr,
+                        BLOCK_K: tl.constexpr):
+    """acc[N, M] of one program's slice with the weight widened by Triton's cast and a bf16 MMA
+    (IEEE arithmetic: the split MMA kernels' path for activations holding NaN/inf)."""
+    dot_dtype = tl.float32 if DOT_IN_FP32 else tl.bfloat16
+    acc = tl.zeros((BLOCK_N, BLOCK_M), dtype=tl.float32)
+    for k0 in range(k_begin, k_end, BLOCK_K):
+        offs_k = k0 + tl.arange(0, BLOCK_K)
+        w = _widen_fp8(_load_w_tile(w_ptr, rows_w, offs_k, k_end, stride_wn, stride_wk, EVEN_K), dot_dtype, 0)
+        x = _load_x_tile(x_ptr, rows_x, offs_k, k_end, stride_xm, stride_xk, EVEN_K)
+        part = tl.dot(w, tl.trans(x.to(dot_dtype)), input_precision="ieee")
+        if SCALE_MODE == 2:
+            part = part * _block_scale_rows(scale_ptr, rows_w, k0, stride_sn, stride_sk,
+                                            SCALE_BLOCK_N, SCALE_BLOCK_K)[:, None]
+        acc += part
+    return acc
+
+
+@triton.jit
+def fp8_weight_only_split_kernel(
+    x_ptr, w_ptr, scale_ptr, bias_ptr, out_ptr,
+    M, N, K, K_PER_SPLIT,
+    stride_xm, stride_xk, stride_wn, stride_wk, stride_sn, stride_sk,
+    stride_os, stride_om, stride_on,
+    SCALE_MODE: tl.constexpr, SCALE_BLOCK_N: tl.constexpr, SCALE_BLOCK_K: tl.constexpr,
+    HAS_BIAS: tl.constexpr, EVEN_K: tl.constexpr, DOT_IN_FP32: tl.constexpr, SPLIT_TOP: tl.constexpr,
+    SPLIT_LO: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+):
+    """Weight-only decode (M <= BLOCK_M) on the fp8 MMA: bf16 activations split exactly into two
+    e4m3 terms per K-tile (`_split_bf16_rows`), the fp8 weight tile fed to the MMA as it is.
+
+    acc[N, M] += (w @ hi.T + (w @ lo.T) * 2^-SPLIT_LO) * row scale: the weight is never widened in
+    registers, so its loads go straight to shared memory. A program whose activations hold a NaN
+    or inf computes its tile again with the widened bf16 MMA (IEEE results for those rows); that
+    branch sits after the loop, since a branch inside it stops the load pipelining. Grid and other
+    arguments as `fp8_weight_only_decode_kernel`'s.
+    """
+    pid_k = tl.program_id(1)
+    offs_m, offs_n, rows_x, rows_w, k_begin, k_end = _program_slice(
+        0, tl.program_id(0), pid_k, M, N, K, K_PER_SPLIT, BLOCK_M, BLOCK_N)
+    acc = tl.zeros((BLOCK_N, BLOCK_M), dtype=tl.float32)
+    worst = tl.zeros((BLOCK_M,), dtype=tl.int32)
+    for k0 in range(k_begin, k_end, BLOCK_K):
+        offs_k = k0 + tl.arange(0, BLOCK_K)
+        w = _load_w_tile(w_ptr, rows_w, offs_k, k_end, stride_wn, stride_wk, EVEN_K)
+        x = _load_x_tile(x_ptr, rows_x, offs_k, k_end, stride_xm, stride_xk, EVEN_K)
+        hi, lo, down, top = _split_bf16_rows(x, SPLIT_TOP, SPLIT_LO, DOT_IN_FP32)
+        worst = tl.maximum(worst, top)
+        if DOT_IN_FP32:  # the interpreter (its fp8 dot is wrong)
+            w = w.to(tl.float32)
+        part = (tl.dot(w, tl.trans(hi)) + tl.dot(w, tl.trans(lo)) * (2.0 ** -SPLIT_LO)) * down[None, :]
+        if SCALE_MODE == 2:
+            part = part * _block_scale_rows(scale_ptr, rows_w, k0, stride_sn, stride_sk,
+                                            SCALE_BLOCK_N, SCALE_BLOCK_K)[:, None]
+        acc += part
+    if tl.max(worst) >= 0x7F80:  # bf16 inf/NaN bits: the split read them as finite numbers
+        acc = _widened_tile_again(x_ptr, w_ptr, scale_ptr, rows_x, rows_w, k_begin, k_end, stride_xm, stride_xk,
+                                  stride_wn, stride_wk, stride_sn, stride_sk, SCALE_MODE, SCALE_BLOCK_N,
+                                  SCALE_BLOCK_K, EVEN_K, DOT_IN_FP32, BLOCK_N, BLOCK_M, BLOCK_K)
+    _store_tile(tl.trans(acc), offs_m, offs_n, rows_w, pid_k, scale_ptr, bias_ptr, out_ptr, M, N,
                 stride_sn, stride_os, stride_om, stride_on, SCALE_MODE, HAS_BIAS)
 
 

@@ -31,16 +31,25 @@ from .validation import (
 MMA_FMA = 0  # GEMV on CUDA cores, 1 or 2 activation rows per program
 MMA_DOT = 1  # acc[M, N] += x @ w.T
 MMA_DOT_SWAPPED = 2  # acc[N, M] += w @ x.T: the weight tile is the MMA's large operand
+MMA_FP8_SPLIT = 3  # acc[N, M] += w @ split(x).T on the fp8 MMA (kernels.fp8_weight_only_split_kernel)
 
 # How the weight-only kernel's MMA modes widen fp8 weights (its WIDEN constexpr; see kernels._widen_fp8).
 WIDEN_CAST = 0  # w.to(x.dtype): portable (Intel's Triton, the interpreter, fp16/fp32 activations)
 WIDEN_BITS = 1  # inline PTX bit moves + one exact multiply: bf16 activations on CUDA sm80+
 WIDEN_BITS_MIN_CAPABILITY = (8, 0)  # fma.rn.bf16x2
+SPLIT_MMA_MIN_CAPABILITY = (9, 0)  # fp8 MMA exists from 8.9 (Ada); the split MMA was measured faster on an H200 only
+
+# The exact two-term e4m3 split of bf16 activations (kernels._split_bf16_rows): a row's largest
+# magnitude is scaled into [2^SPLIT_TOP, 2^(SPLIT_TOP + 1)), so it rounds to at most 2^8 < 448 (e4m3's
+# largest); residuals are at most half an e4m3 step there (2^3) and scaled by 2^SPLIT_LO stay <= 2^8.
+SPLIT_TOP, SPLIT_LO = 7, 5
 
 DECODE_MAX_M = 16  # at or below: a decode plan (GEMV or MMA, split-K); above: the autotuned tiled kernel
 GEMV_MAX_M = 2  # at or below: the CUDA-core GEMV (one accumulator per row); above: the MMA
 DECODE_BLOCK_M, DECODE_BLOCK_N, DECODE_BLOCK_K = 16, 64, 128  # MMA decode tile (16: the smallest tl.dot M)
 DECODE_NUM_WARPS, DECODE_NUM_STAGES = 4, 4
+SPLIT_BLOCK_N, SPLIT_BLOCK_K = 128, 128  # fp8 split MMA decode tile (4 warps, DECODE_NUM_STAGES)
+SPLIT_MIN_BLOCK_K = 32  # the fp8 MMA's K: scale blocks of 16 K columns (or 48, ...) keep the bf16 MMA
 MMA_PROGRAMS_PER_SM = 2  # split the MMA decode grid's K until it has about this many programs per SM
 GEMV_TILE_BYTES = 8192  # fp8 weight bytes per K-tile of a GEMV program (BLOCK_N * BLOCK_K)
 GEMV_BLOCK_N = (8, 32)  # weight rows per GEMV program, smallest and largest
@@ -176,7 +185,8 @@ def gemv_scales_x(block_n: int, scale_block_n: int) -> bool:
     return scale_block_n > 0 and scale_block_n % block_n == 0
 
 
-def decode_plan(m: int, n: int, k: int, scale_block_n: int, scale_block_k: int, num_sms: int) -> DecodePlan:
+def decode_plan(m: int, n: int, k: int, scale_block_n: int, scale_block_k: int, num_sms: int,
+                split_mma: bool = False) -> DecodePlan:
     """Pick the small-M launch and its K split.
 
     M <= GEMV_MAX_M: the CUDA-core GEMV over M rows, GEMV_TILE_BYTES of weight per K-tile,
@@ -188,7 +198,10 @@ def decode_plan(m: int, n: int, k: int, scale_block_n: int, scale_block_k: int, 
     sweeps on an H200 over (N, K) in {(8192, 8192), (14336, 4096), (4096, 14336)} and M in
     {1, 2, 3, 4, 8, 16} (benchmarks/RESULTS.md, 2026-12-01; `bench_triton_fp8.py --sweep` times
     the candidates again). Block scales are given as block
-    sizes (0: none); a K-tile never straddles two scale blocks.
+    sizes (0: none); a K-tile never straddles two scale blocks. With block scales above
+    GEMV_MAX_M and `split_mma` (see `split_mma_available`), the fp8 split MMA instead: 128 x 128
+    tiles, the same K split rule; on an H200 it took block-scaled decode from 1.67-1.80x the copy
+    floor to 1.56-1.66x (2026-12-01), and tied or lost with per-channel scales.
     """
     if m <= GEMV_MAX_M:
         lo, hi = GEMV_BLOCK_N
@@ -200,6 +213,11 @@ def decode_plan(m: int, n: int, k: int, scale_block_n: int, scale_block_k: int, 
         plan = DecodePlan(MMA_FMA, m, block_n, block_k, 1, DECODE_NUM_WARPS, 1, GEMV_LOAD_STAGES)
         tiles = triton.cdiv(m, plan.block_m) * triton.cdiv(n, plan.block_n)
         wanted = GEMV_PROGRAMS_PER_SM * num_sms // tiles
+    elif split_mma and scale_block_k and _pow2_divisor(scale_block_k, SPLIT_BLOCK_K) >= SPLIT_MIN_BLOCK_K:
+        plan = DecodePlan(MMA_FP8_SPLIT, DECODE_BLOCK_M, SPLIT_BLOCK_N, _pow2_divisor(scale_block_k, SPLIT_BLOCK_K), 1,
+                          DECODE_NUM_WARPS, DECODE_NUM_STAGES)
+        tiles = triton.cdiv(n, plan.block_n)
+        wanted = round(MMA_PROGRAMS_PER_SM * num_sms / tiles)
     else:
         block_k = _pow2_divisor(scale_block_k, DECODE_BLOCK_K) if scale_block_k else DECODE_BLOCK_K
         plan = DecodePlan(MMA_DOT, DECODE_BLOCK_M, DECODE_BLOCK_N, block_k, 1, DECODE_NUM_WARPS,
@@ -208,6 +226,17 @@ def decode_plan(m: int, n: int, k: int, scale_block_n: int, scale_block_k: int, 
         wanted = round(MMA_PROGRAMS_PER_SM * num_sms / tiles)
     max_split = max(1, triton.cdiv(k, plan.block_k * plan.accumulators * SPLIT_K_MIN_ITERS))
     return dataclasses.replace(plan, split_k=max(1, min(max_split, wanted)))
+
+
+def split_mma_available(x: torch.Tensor, w: torch.Tensor) -> bool:
+    """Whether the fp8 split MMA may run: bf16 activations on an NVIDIA GPU of compute capability
+    SPLIT_MMA_MIN_CAPABILITY or newer (not under the interpreter), and a weight not known to hold
+    NaN/inf codes (an inf weight met by a zero lo term would read NaN, not inf)."""
+    if x.dtype != torch.bfloat16 or x.device.type != "cuda" or torch.version.hip or _interpreting():
+        return False
+    if _cuda_capability(x.device) < SPLIT_MMA_MIN_CAPABILITY:
+        return False
+    return weight_codes_finite(w) is not False
 
 
 def _weight_only_scale_args(w_scale, scale_mode, block_n, block_k):
@@ -342,17 +371,24 @@ def launch_weight_only(x, w, w_scale, bias, block_n, block_k, scale_mode, plan: 
         return out
     if plan is None:
         blocks = (scale_block_n, scale_block_k) if scale_mode == SCALE_BLOCK else (0, 0)
-        plan = decode_plan(m, n, k, *blocks, _num_sms(x.device))
-    _check_decode_plan(plan, m, scale_mode, scale_block_k)
+        split_mma = scale_mode == SCALE_BLOCK and m > GEMV_MAX_M and split_mma_available(x, w)
+        plan = decode_plan(m, n, k, *blocks, _num_sms(x.device), split_mma)
+    _check_decode_plan(plan, x, scale_mode, scale_block_k)
     step_k = plan.block_k * plan.accumulators
     k_per_split, split_k = split_k_ranges(k, plan.split_k, step_k)
     target = out if split_k == 1 else torch.empty((split_k, m, n), dtype=torch.float32, device=x.device)
     grid = (triton.cdiv(m, plan.block_m) * triton.cdiv(n, plan.block_n), split_k)
     common = dict(HAS_BIAS=bias is not None and split_k == 1, EVEN_K=k % step_k == 0, DOT_IN_FP32=dot_in_fp32,
-                  WIDEN=widen_mode(x, w) if plan.widen is None else plan.widen, BLOCK_M=plan.block_m,
-                  BLOCK_N=plan.block_n, BLOCK_K=plan.block_k, num_warps=plan.num_warps,
+                  BLOCK_M=plan.block_m, BLOCK_N=plan.block_n, BLOCK_K=plan.block_k, num_warps=plan.num_warps,
                   num_stages=plan.num_stages, **scales)
-    if plan.accumulators == 2:
+    if plan.mma_mode != MMA_FP8_SPLIT:  # the split MMA widens nothing
+        common["WIDEN"] = widen_mode(x, w) if plan.widen is None else plan.widen
+    if plan.mma_mode == MMA_FP8_SPLIT:
+        wrap_triton(kernels.fp8_weight_only_split_kernel)[grid](
+            *args, target, m, n, k, k_per_split, *strides, m * n, target.stride(-2), target.stride(-1),
+            SPLIT_TOP=SPLIT_TOP, SPLIT_LO=SPLIT_LO, **common,
+        )
+    elif plan.accumulators == 2:
         wrap_triton(kernels.fp8_weight_only_decode_kernel)[grid](
             *args, target, m, n, k, k_per_split, *strides, m * n, target.stride(-2), target.stride(-1),
             SWAPPED=plan.mma_mode == MMA_DOT_SWAPPED, **common,
@@ -385,8 +421,12 @@ def reduce_split_k(partials: torch.Tensor, bias: Optional[torch.Tensor], out: to
     )
 
 
-def _check_decode_plan(plan: DecodePlan, m: int, scale_mode: int, scale_block_k: int) -> None:
+def _check_decode_plan(plan: DecodePlan, x: torch.Tensor, scale_mode: int, scale_block_k: int) -> None:
     """Reject a forced plan the kernels cannot run (decode_plan never builds one)."""
+    m = x.shape[0]
+    if plan.mma_mode == MMA_FP8_SPLIT and (x.dtype != torch.bfloat16 or m > plan.block_m or plan.accumulators != 1):
+        raise ValueError(f"decode plan {plan}: the fp8 split MMA needs bf16 activations, M <= block_m "
+                         f"and one accumulator (got {x.dtype}, M = {m})")
     if scale_mode == SCALE_BLOCK and scale_block_k % plan.block_k:
         raise ValueError(f"decode plan {plan}: block_k must divide the scale block {scale_block_k}")
     if plan.accumulators not in (1, 2):
