@@ -141,11 +141,14 @@ def test_decode_plan_takes_the_split_mma_for_block_scales_above_gemv():
     assert (plan.mma_mode, plan.block_n, plan.block_k, plan.split_k) == (ops.MMA_FP8_SPLIT, 128, 128, 4)
     assert ops.decode_plan(16, 4096, 14336, 128, 128, num_sms=132, split_mma=True).split_k == 8
     assert ops.decode_plan(16, 8192, 8192, 128, 64, num_sms=132, split_mma=True).block_k == 64
-    # where it lost or cannot run: per-channel scales, GEMV sizes, 16-column scale blocks, no fp8 MMA
+    # where it lost or cannot run: per-channel scales, GEMV sizes, 16-column scale blocks, not asked for
     assert ops.decode_plan(16, 8192, 8192, 0, 0, num_sms=132, split_mma=True).mma_mode == ops.MMA_DOT
     assert ops.decode_plan(2, 8192, 8192, 128, 128, num_sms=132, split_mma=True).mma_mode == ops.MMA_FMA
     assert ops.decode_plan(16, 8192, 8192, 128, 16, num_sms=132, split_mma=True).mma_mode == ops.MMA_DOT
     assert ops.decode_plan(16, 8192, 8192, 128, 128, num_sms=132).mma_mode == ops.MMA_DOT
+    # 8 tiles of 128 rows, K split at most 8 ways: 64 programs cannot fill 132 SMs
+    assert ops.decode_plan(8, 1024, 4096, 128, 128, num_sms=132, split_mma=True).mma_mode == ops.MMA_DOT
+    assert ops.decode_plan(8, 4096, 4096, 128, 128, num_sms=132, split_mma=True).mma_mode == ops.MMA_FP8_SPLIT
 
 
 def test_block_scaled_decode_through_the_op_matches(monkeypatch):

@@ -57,9 +57,10 @@ GEMV_BLOCK_N_BLOCK_SCALED = 64  # most rows per GEMV program when block scales s
 GEMV_LOAD_STAGES = 4  # K-tiles in flight per GEMV program
 TILE_BLOCK_K = 64  # K tile of the tiled weight-only kernel (bf16/fp16 operands)
 BLOCK_SCALED_BLOCK_K = 128  # K tile of the block-scaled kernel (fp8 operands)
-DESCRIPTOR_MIN_M = 17  # block-scaled kernel: tensor-descriptor (TMA) loads from this M on; below, at
-# decode sizes, pointer loads were faster (the demo decoder's W8A8 step at batch 1: 0.92 ms with
-# descriptors, 0.76 ms without; H200, 2026-12-01); at prefill descriptors won (0.8 vs 0.6 of cuBLAS)
+DESCRIPTOR_MIN_M = 1  # block-scaled kernel: tensor-descriptor (TMA) loads from this M on. A same-run
+# A/B on an H200 (2026-12-01, the demo decoder's W8A8 step at batch 1) gave 0.752 ms with descriptors
+# against 1.124 ms with pointer loads; an earlier session's runs had pointed the other way (0.92 vs
+# 0.76 ms, from two runs), so the bound stays a named knob; at prefill descriptors won (0.8 vs 0.6 of cuBLAS)
 SPLIT_K_MIN_ITERS = 4  # a K split keeps at least this many K tiles per program
 GEMV_PROGRAMS_PER_SM = 4  # GEMV programs per SM: sets the rows per program, then the K split
 REDUCE_BLOCK = 1024  # elements per program of the split-K reduction
@@ -213,7 +214,7 @@ def decode_plan(m: int, n: int, k: int, scale_block_n: int, scale_block_k: int, 
         plan = DecodePlan(MMA_FMA, m, block_n, block_k, 1, DECODE_NUM_WARPS, 1, GEMV_LOAD_STAGES)
         tiles = triton.cdiv(m, plan.block_m) * triton.cdiv(n, plan.block_n)
         wanted = GEMV_PROGRAMS_PER_SM * num_sms // tiles
-    elif split_mma and scale_block_k and _pow2_divisor(scale_block_k, SPLIT_BLOCK_K) >= SPLIT_MIN_BLOCK_K:
+    elif split_mma and _split_mma_fits(n, k, scale_block_k, num_sms):
         plan = DecodePlan(MMA_FP8_SPLIT, DECODE_BLOCK_M, SPLIT_BLOCK_N, _pow2_divisor(scale_block_k, SPLIT_BLOCK_K), 1,
                           DECODE_NUM_WARPS, DECODE_NUM_STAGES)
         tiles = triton.cdiv(n, plan.block_n)
@@ -237,6 +238,17 @@ def split_mma_available(x: torch.Tensor, w: torch.Tensor) -> bool:
     if _cuda_capability(x.device) < SPLIT_MMA_MIN_CAPABILITY:
         return False
     return weight_codes_finite(w) is not False
+
+
+def _split_mma_fits(n: int, k: int, scale_block_k: int, num_sms: int) -> bool:
+    """Block scales whose K blocks the fp8 MMA can walk, and a grid of SPLIT_BLOCK_N-row tiles that
+    K splits can spread over every SM: at N = 1024, K = 4096 (8 tiles, 64 programs at most on an
+    H200) the split MMA was 4-6% slower than the bf16 plan; at every larger decoder and issue shape
+    4-23% faster (same-run A/B, 2026-12-01)."""
+    if not scale_block_k or _pow2_divisor(scale_block_k, SPLIT_BLOCK_K) < SPLIT_MIN_BLOCK_K:
+        return False
+    block_k = _pow2_divisor(scale_block_k, SPLIT_BLOCK_K)
+    return triton.cdiv(n, SPLIT_BLOCK_N) * triton.cdiv(k, block_k * SPLIT_K_MIN_ITERS) >= num_sms
 
 
 def _weight_only_scale_args(w_scale, scale_mode, block_n, block_k):
