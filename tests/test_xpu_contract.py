@@ -186,3 +186,57 @@ def test_fake_kernels_let_the_native_call_compile():
     compiled = torch.compile(fn, fullgraph=True)
     out = compiled(a, b, sa, sb, None, torch.bfloat16)
     assert rel_err(out, reference_scaled_mm(a, b, sa, sb, None, torch.bfloat16)) < 1e-2
+
+
+def _block_weight(n=256, k=512, g=128):
+    w = torch.randn(n, k) / 10
+    s = w.abs().reshape(n // g, g, k // g, g).amax((1, 3)) / 448
+    return (w / s.repeat_interleave(g, 0).repeat_interleave(g, 1)).to(torch.float8_e4m3fn), s
+
+
+def test_block_scale_transpose_is_made_once_per_weight_scale():
+    """Two calls with one weight scale pass the very same [K/g, N/g] tensor; an in-place update of
+    the scale makes a new one (and the numerics follow it)."""
+    x = torch.randn(4, 512).bfloat16()
+    w8, s = _block_weight()
+    fn = XpuFp8GemmW8A16().lower(problem(WEIGHT_ONLY_MM, None, "block", a=torch.bfloat16, n=256, k=512, g=128))
+    CALLS.clear()
+    fn(x, w8, s, None, 128, 128)
+    fn(x, w8, s[:], None, 128, 128)  # a fresh view of the same scale hits too
+    first, second = CALLS[0][3], CALLS[1][3]
+    assert first is second and first.shape == (4, 2) and first.is_contiguous()
+    s.mul_(2)
+    CALLS.clear()
+    out = fn(x, w8, s, None, 128, 128)
+    assert CALLS[0][3] is not first and torch.equal(CALLS[0][3], s.t())
+    assert rel_err(out, reference_weight_only_mm(x, w8, s, None, 128, 128)) < 1e-2
+
+
+def test_block_mode_gemms_compile_with_the_cached_layout():
+    """Compiled (fullgraph), the block W8A8 and W8A16 lowerings call the xpu_quant custom ops, which
+    take the cached layout at run time: no transpose is traced into the graph."""
+    from xpu_inductor_ext.kernels import xpu
+
+    register_fake_kernels.cache_clear()
+    register_fake_kernels()
+    w8, s = _block_weight()
+    a = (torch.randn(8, 512) / 10).to(torch.float8_e4m3fn)
+    sa = torch.rand(8, 4) + 0.5
+    x = torch.randn(8, 512).bfloat16()
+    w8a8 = XpuFp8Gemm().lower(problem(BLOCK_SCALED_MM, "block", "block", n=256, k=512, g=128))
+    w8a16 = XpuFp8GemmW8A16().lower(problem(WEIGHT_ONLY_MM, None, "block", a=torch.bfloat16, n=256, k=512, g=128))
+    torch._dynamo.reset()
+    graphs = []
+
+    def capture(gm, example_inputs):
+        graphs.append(gm)
+        return gm.forward
+
+    out_a = torch.compile(w8a8, backend=capture, fullgraph=True)(a, w8, sa, s, None, torch.bfloat16, 128, 128)
+    out_x = torch.compile(w8a16, backend=capture, fullgraph=True)(x, w8, s, None, 128, 128)
+    called = {str(n.target) for gm in graphs for n in gm.graph.nodes if n.op == "call_function"}
+    assert {"xpu_quant.xpu_fp8_gemm_blocks.default", "xpu_quant.xpu_fp8_gemm_w8a16_blocks.default"} <= called
+    assert not any("transpose" in t or t.endswith(".t") for t in called)
+    assert rel_err(out_a, reference_block_scaled_mm(a, w8, sa, s, None, torch.bfloat16, 128, 128)) < 1e-2
+    assert rel_err(out_x, reference_weight_only_mm(x, w8, s, None, 128, 128)) < 1e-2
+    assert xpu.block_scales_kn(s) is xpu.block_scales_kn(s)

@@ -3,7 +3,10 @@
 Every call follows shared/reference/xpu-kernels-contract.md: B is the ``.t()`` view of a
 row-major ``[N, K]`` weight, scales are contiguous float32 and never None, ``out_dtype`` is always
 passed. The library registers no fake kernels, so :func:`register_fake_kernels` supplies them
-once the probe has found it.
+once the probe has found it. Block-scaled weights need their scale ``[N/g, K/g]`` as a contiguous
+``[K/g, N/g]``: that transpose is made once per weight scale (:data:`block_scales_kn`), inside two
+``xpu_quant`` custom ops that the compiled graphs call (a transpose traced into the graph would
+run on every call).
 """
 
 from __future__ import annotations
@@ -12,9 +15,12 @@ import functools
 
 import torch
 
+from typing import Optional
+
 from ..ops import BLOCK_SCALED_MM, SCALED_MM, WEIGHT_ONLY_MM
 from . import platform
 from .registry import Candidate
+from .weight_cache import DerivedCache
 
 NATIVE_OUT_DTYPES = (torch.float16, torch.bfloat16)
 """fp8_gemm writes fp16 or bf16 only."""
@@ -47,19 +53,47 @@ def xpu_scaled_mm(scales_fn):
     return run
 
 
-def xpu_block_scaled_mm(a, b, scale_a, scale_b, bias, out_dtype, group_n, group_k):
+SCALE_LAYOUT_CACHE_SIZE = 4096
+block_scales_kn = DerivedCache(lambda s: s.float().t().contiguous(), SCALE_LAYOUT_CACHE_SIZE)
+"""A weight's block scales ``[N/g, K/g]`` as the contiguous float32 ``[K/g, N/g]`` both GEMMs take."""
+
+
+@torch.library.custom_op("xpu_quant::xpu_fp8_gemm_blocks", mutates_args=())
+def xpu_fp8_gemm_blocks(a: torch.Tensor, b: torch.Tensor, scale_a: torch.Tensor, scale_b: torch.Tensor,
+                        bias: Optional[torch.Tensor], out_dtype: torch.dtype) -> torch.Tensor:
     """Block mode of ``_xpu_C.fp8_gemm``: A_scale ``[M, K/gk]``, B_scale ``[K/gk, N/gn]`` contiguous."""
-    sa = scale_a.float().contiguous()
-    sb = scale_b.float().t().contiguous()
-    return torch.ops._xpu_C.fp8_gemm(a.contiguous(), b.contiguous().t(), out_dtype, sa, sb,
-                                     _bias(bias, out_dtype))
+    return torch.ops._xpu_C.fp8_gemm(a.contiguous(), b.contiguous().t(), out_dtype, scale_a.float().contiguous(),
+                                     block_scales_kn(scale_b), _bias(bias, out_dtype))
+
+
+@xpu_fp8_gemm_blocks.register_fake
+def _(a, b, scale_a, scale_b, bias, out_dtype):
+    return a.new_empty((*a.shape[:-1], b.shape[0]), dtype=out_dtype)
+
+
+@torch.library.custom_op("xpu_quant::xpu_fp8_gemm_w8a16_blocks", mutates_args=())
+def xpu_fp8_gemm_w8a16_blocks(x: torch.Tensor, w: torch.Tensor, w_scale: torch.Tensor,
+                              bias: Optional[torch.Tensor]) -> torch.Tensor:
+    """``_xpu_C.fp8_gemm_w8a16`` with square block scales, B_scale ``[K/g, N/g]`` contiguous."""
+    return torch.ops._xpu_C.fp8_gemm_w8a16(x.contiguous(), w.contiguous().t(), block_scales_kn(w_scale),
+                                           _bias(bias, x.dtype))
+
+
+@xpu_fp8_gemm_w8a16_blocks.register_fake
+def _(x, w, w_scale, bias):
+    return x.new_empty((*x.shape[:-1], w.shape[0]))
+
+
+def xpu_block_scaled_mm(a, b, scale_a, scale_b, bias, out_dtype, group_n, group_k):
+    """Lowering of ``fp8_block_scaled_mm`` (the group sizes follow from the scale shapes)."""
+    return xpu_fp8_gemm_blocks(a, b, scale_a, scale_b, bias, out_dtype)
 
 
 def xpu_weight_only_mm(x, w, w_scale, bias, block_n=0, block_k=0):
     """``_xpu_C.fp8_gemm_w8a16``: B_scale one value, ``[N]``, or square blocks ``[K/g, N/g]``."""
     if block_n:
-        scale = w_scale.float().t().contiguous()
-    elif w_scale.numel() == 1:
+        return xpu_fp8_gemm_w8a16_blocks(x, w, w_scale, bias)
+    if w_scale.numel() == 1:
         scale = w_scale.float().reshape(1).contiguous()
     else:
         scale = w_scale.float().reshape(-1).contiguous()

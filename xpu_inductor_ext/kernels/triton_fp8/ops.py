@@ -17,6 +17,7 @@ import triton
 from torch.library import triton_op, wrap_triton
 
 from ...formats import FP8_LAYOUT
+from ..weight_cache import holds_values, tensor_key
 from . import kernels
 from .validation import (
     BLOCK_SCALED_OP,
@@ -285,9 +286,9 @@ class _FiniteCodeCache:
         self._seen: collections.OrderedDict = collections.OrderedDict()
 
     def __call__(self, w: torch.Tensor) -> Optional[bool]:
-        if not _holds_values(w):
+        if not holds_values(w):
             return None
-        key = (w.data_ptr(), tuple(w.shape), w.stride(), w.dtype, w.device, _version_or_none(w))
+        key = tensor_key(w)
         if key in self._seen:
             self._seen.move_to_end(key)
             return self._seen[key]
@@ -311,28 +312,16 @@ def _codes_finite(w: torch.Tensor) -> bool:
     return not (found and bool(torch.stack(found).any()))
 
 
-def _version_or_none(t: torch.Tensor) -> Optional[int]:
-    try:
-        return t._version
-    except RuntimeError:  # inference tensors keep no version counter (nor change outside inference mode)
-        return None
-
-
 FINITE_CODE_CACHE_SIZE = 4096
 FINITE_CHECK_CHUNK_BYTES = 64 << 20
 weight_codes_finite = _FiniteCodeCache(FINITE_CODE_CACHE_SIZE)
-
-
-def _holds_values(t) -> bool:
-    """A plain tensor or parameter outside a trace (fake and functional tensors hold no values)."""
-    return type(t) in (torch.Tensor, torch.nn.Parameter) and not torch.compiler.is_compiling()
 
 
 def can_use_descriptors(*tensors) -> bool:
     """Whether bulk tensor copies (TMA) can load these row-major 2-D tensors: a CUDA GPU of compute
     capability 9.0 or newer, triton's host-side descriptors, eager execution (not a trace), unit
     last stride and 16-byte aligned bases and row strides."""
-    if not all(_holds_values(t) for t in tensors):
+    if not all(holds_values(t) for t in tensors):
         return False
     if tensors[0].device.type != "cuda" or _interpreting():
         return False
