@@ -12,10 +12,9 @@ run on every call).
 from __future__ import annotations
 
 import functools
+from typing import Optional
 
 import torch
-
-from typing import Optional
 
 from ..ops import BLOCK_SCALED_MM, SCALED_MM, WEIGHT_ONLY_MM
 from . import platform

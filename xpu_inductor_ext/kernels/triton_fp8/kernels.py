@@ -16,6 +16,7 @@ from ...formats import FP8_LAYOUT
 
 
 BF16_MANTISSA_BITS, BF16_BIAS = 7, 127
+BF16_NON_FINITE = tl.constexpr(0x7F80)  # |x| bits at or above this (exponent all ones): inf or NaN
 E4M3_MANTISSA_BITS = tl.constexpr(FP8_LAYOUT[torch.float8_e4m3fn].mantissa_bits)
 
 
@@ -128,6 +129,22 @@ def _load_w_tile(w_ptr, rows_w, offs_k, k_end, stride_wn, stride_wk, EVEN_K: tl.
 
 
 @triton.jit
+def _load_x_tile(x_ptr, rows_x, offs_k, k_end, stride_xm, stride_xk, EVEN_K: tl.constexpr):
+    """The activation tile [rows, K-tile] (zeros past k_end unless EVEN_K)."""
+    ptrs = x_ptr + rows_x[:, None] * stride_xm + offs_k[None, :] * stride_xk
+    if EVEN_K:
+        return tl.load(ptrs)
+    return tl.load(ptrs, mask=offs_k[None, :] < k_end, other=0.0)
+
+
+@triton.jit
+def _block_scale_rows(scale_ptr, rows_w, k0, stride_sn, stride_sk, SCALE_BLOCK_N: tl.constexpr,
+                      SCALE_BLOCK_K: tl.constexpr):
+    """Each weight row's block scale for the K-tile starting at k0 (it lies in one scale block)."""
+    return tl.load(scale_ptr + (k0 // SCALE_BLOCK_K) * stride_sk + (rows_w // SCALE_BLOCK_N) * stride_sn)
+
+
+@triton.jit
 def fp8_weight_only_kernel(
     x_ptr, w_ptr, scale_ptr, bias_ptr, out_ptr,
     M, N, K, M_BUCKET, K_PER_SPLIT,
@@ -173,11 +190,10 @@ def fp8_weight_only_kernel(
     for k0 in tl.range(k_begin, k_end, BLOCK_K, num_stages=LOAD_STAGES if MMA_MODE == 0 else None):
         offs_k = k0 + tl.arange(0, BLOCK_K)
         w = _load_w_tile(w_ptr, rows_w, offs_k, k_end, stride_wn, stride_wk, EVEN_K)
-        scale_col = scale_ptr + (k0 // SCALE_BLOCK_K) * stride_sk
         if SCALE_ON_X:  # one scale for the whole tile
-            s_x = tl.load(scale_col + (pid_n * BLOCK_N // SCALE_BLOCK_N) * stride_sn)
+            s_x = tl.load(scale_ptr + (k0 // SCALE_BLOCK_K) * stride_sk + (pid_n * BLOCK_N // SCALE_BLOCK_N) * stride_sn)
         elif SCALE_MODE == 2:
-            s_row = tl.load(scale_col + (rows_w // SCALE_BLOCK_N) * stride_sn)
+            s_row = _block_scale_rows(scale_ptr, rows_w, k0, stride_sn, stride_sk, SCALE_BLOCK_N, SCALE_BLOCK_K)
         if MMA_MODE == 0:
             w_f = w.to(tl.float32)
             if SCALE_MODE == 2 and not SCALE_ON_X:
@@ -188,11 +204,7 @@ def fp8_weight_only_kernel(
                 x1 = _load_x_row(x_ptr, tl.minimum(first_row + 1, M - 1), offs_k, k_end, stride_xm, stride_xk, EVEN_K)
                 acc1 += w_f * (x1 * s_x if SCALE_ON_X else x1)
         else:
-            x_ptrs = x_ptr + rows_x[:, None] * stride_xm + offs_k[None, :] * stride_xk
-            if EVEN_K:
-                x = tl.load(x_ptrs)
-            else:
-                x = tl.load(x_ptrs, mask=offs_k[None, :] < k_end, other=0.0)
+            x = _load_x_tile(x_ptr, rows_x, offs_k, k_end, stride_xm, stride_xk, EVEN_K)
             if MMA_MODE == 1:
                 part = tl.dot(x.to(dot_dtype), tl.trans(_widen_fp8(w, dot_dtype, WIDEN)), input_precision="ieee")
                 if SCALE_MODE == 2:
@@ -226,19 +238,15 @@ def _mma_step(x_ptr, w_ptr, rows_x, rows_w, k0, k_end, stride_xm, stride_xk, str
     """One K-tile's product: x[rows_x, k0:k0+BLOCK_K] @ w[rows_w, ...].T, as [N, M] when SWAPPED."""
     offs_k = k0 + tl.arange(0, BLOCK_K)
     w = _load_w_tile(w_ptr, rows_w, offs_k, k_end, stride_wn, stride_wk, EVEN_K)
-    x_ptrs = x_ptr + rows_x[:, None] * stride_xm + offs_k[None, :] * stride_xk
-    if EVEN_K:
-        x = tl.load(x_ptrs)
-    else:
-        x = tl.load(x_ptrs, mask=offs_k[None, :] < k_end, other=0.0)
+    x = _load_x_tile(x_ptr, rows_x, offs_k, k_end, stride_xm, stride_xk, EVEN_K)
     w = _widen_fp8(w, dot_dtype, WIDEN)
     if SWAPPED:
         part = tl.dot(w, tl.trans(x.to(dot_dtype)), input_precision="ieee")
     else:
         part = tl.dot(x.to(dot_dtype), tl.trans(w), input_precision="ieee")
     if SCALE_MODE == 2:  # a tile past K (the second step at K's end) is zero: any in-bounds scale will do
-        scale_col = tl.minimum(k0, k_end - 1) // SCALE_BLOCK_K
-        s_row = tl.load(scale_ptr + scale_col * stride_sk + (rows_w // SCALE_BLOCK_N) * stride_sn)
+        s_row = _block_scale_rows(scale_ptr, rows_w, tl.minimum(k0, k_end - 1), stride_sn, stride_sk,
+                                  SCALE_BLOCK_N, SCALE_BLOCK_K)
         part = part * (s_row[:, None] if SWAPPED else s_row[None, :])
     return part
 
@@ -316,20 +324,6 @@ def _split_bf16_rows(x, TOP: tl.constexpr, LO: tl.constexpr, IN_FP32: tl.constex
 
 
 @triton.jit
-def _load_x_tile(x_ptr, rows_x, offs_k, k_end, stride_xm, stride_xk, EVEN_K: tl.constexpr):
-    ptrs = x_ptr + rows_x[:, None] * stride_xm + offs_k[None, :] * stride_xk
-    if EVEN_K:
-        return tl.load(ptrs)
-    return tl.load(ptrs, mask=offs_k[None, :] < k_end, other=0.0)
-
-
-@triton.jit
-def _block_scale_rows(scale_ptr, rows_w, k0, stride_sn, stride_sk, SCALE_BLOCK_N: tl.constexpr,
-                      SCALE_BLOCK_K: tl.constexpr):
-    return tl.load(scale_ptr + (k0 // SCALE_BLOCK_K) * stride_sk + (rows_w // SCALE_BLOCK_N) * stride_sn)
-
-
-@triton.jit
 def _widened_tile_again(x_ptr, w_ptr, scale_ptr, rows_x, rows_w, k_begin, k_end, stride_xm, stride_xk,
                         stride_wn, stride_wk, stride_sn, stride_sk, SCALE_MODE: tl.constexpr,
                         SCALE_BLOCK_N: tl.constexpr, SCALE_BLOCK_K: tl.constexpr, EVEN_K: tl.constexpr,
@@ -388,7 +382,7 @@ def fp8_weight_only_split_kernel(
             part = part * _block_scale_rows(scale_ptr, rows_w, k0, stride_sn, stride_sk,
                                             SCALE_BLOCK_N, SCALE_BLOCK_K)[:, None]
         acc += part
-    if tl.max(worst) >= 0x7F80:  # bf16 inf/NaN bits: the split read them as finite numbers
+    if tl.max(worst) >= BF16_NON_FINITE:  # the split read inf/NaN as finite numbers
         acc = _widened_tile_again(x_ptr, w_ptr, scale_ptr, rows_x, rows_w, k_begin, k_end, stride_xm, stride_xk,
                                   stride_wn, stride_wk, stride_sn, stride_sk, SCALE_MODE, SCALE_BLOCK_N,
                                   SCALE_BLOCK_K, EVEN_K, DOT_IN_FP32, BLOCK_N, BLOCK_M, BLOCK_K)

@@ -4,7 +4,6 @@ Imports triton: load it through the package (`xpu_inductor_ext.kernels.triton_fp
 imports this module when triton is importable.
 """
 
-import collections
 import dataclasses
 import functools
 import math
@@ -17,7 +16,7 @@ import triton
 from torch.library import triton_op, wrap_triton
 
 from ...formats import FP8_LAYOUT
-from ..weight_cache import holds_values, tensor_key
+from ..weight_cache import MISSING, TensorLru, holds_values
 from . import kernels
 from .validation import (
     BLOCK_SCALED_OP,
@@ -202,8 +201,9 @@ def decode_plan(m: int, n: int, k: int, scale_block_n: int, scale_block_k: int, 
     the candidates again). Block scales are given as block
     sizes (0: none); a K-tile never straddles two scale blocks. With block scales above
     GEMV_MAX_M and `split_mma` (see `split_mma_available`), the fp8 split MMA instead: 128 x 128
-    tiles, the same K split rule; on an H200 it took block-scaled decode from 1.67-1.80x the copy
-    floor to 1.56-1.66x (2026-12-01), and tied or lost with per-channel scales.
+    tiles, the same K split rule; on an H200 it took block-scaled decode from 1.65-1.79x the copy
+    floor to 1.49-1.68x (same-run A/B, benchmarks/ab_decode_choices.py, 2026-12-01), and tied or
+    lost with per-channel scales.
     """
     if m <= GEMV_MAX_M:
         lo, hi = GEMV_BLOCK_N
@@ -215,41 +215,57 @@ def decode_plan(m: int, n: int, k: int, scale_block_n: int, scale_block_k: int, 
         plan = DecodePlan(MMA_FMA, m, block_n, block_k, 1, DECODE_NUM_WARPS, 1, GEMV_LOAD_STAGES)
         tiles = triton.cdiv(m, plan.block_m) * triton.cdiv(n, plan.block_n)
         wanted = GEMV_PROGRAMS_PER_SM * num_sms // tiles
-    elif split_mma and _split_mma_fits(n, k, scale_block_k, num_sms):
-        plan = DecodePlan(MMA_FP8_SPLIT, DECODE_BLOCK_M, SPLIT_BLOCK_N, _pow2_divisor(scale_block_k, SPLIT_BLOCK_K), 1,
-                          DECODE_NUM_WARPS, DECODE_NUM_STAGES)
-        tiles = triton.cdiv(n, plan.block_n)
-        wanted = round(MMA_PROGRAMS_PER_SM * num_sms / tiles)
     else:
-        block_k = _pow2_divisor(scale_block_k, DECODE_BLOCK_K) if scale_block_k else DECODE_BLOCK_K
-        plan = DecodePlan(MMA_DOT, DECODE_BLOCK_M, DECODE_BLOCK_N, block_k, 1, DECODE_NUM_WARPS,
-                          DECODE_NUM_STAGES, accumulators=2)
-        tiles = triton.cdiv(n, plan.block_n)
-        wanted = round(MMA_PROGRAMS_PER_SM * num_sms / tiles)
+        if split_mma and _split_mma_fits(n, k, scale_block_k, num_sms):
+            plan = DecodePlan(MMA_FP8_SPLIT, DECODE_BLOCK_M, SPLIT_BLOCK_N, _split_block_k(scale_block_k), 1,
+                              DECODE_NUM_WARPS, DECODE_NUM_STAGES)
+        else:
+            block_k = _pow2_divisor(scale_block_k, DECODE_BLOCK_K) if scale_block_k else DECODE_BLOCK_K
+            plan = DecodePlan(MMA_DOT, DECODE_BLOCK_M, DECODE_BLOCK_N, block_k, 1, DECODE_NUM_WARPS,
+                              DECODE_NUM_STAGES, accumulators=2)
+        wanted = round(MMA_PROGRAMS_PER_SM * num_sms / triton.cdiv(n, plan.block_n))
     max_split = max(1, triton.cdiv(k, plan.block_k * plan.accumulators * SPLIT_K_MIN_ITERS))
     return dataclasses.replace(plan, split_k=max(1, min(max_split, wanted)))
+
+
+def default_decode_plan(x: torch.Tensor, w: torch.Tensor, scale_mode: int, scale_block_n: int,
+                        scale_block_k: int) -> DecodePlan:
+    """The decode plan a weight-only call takes (`decode_plan` for its sizes, device and operands);
+    scale block sizes as `_weight_only_scale_args` gives them."""
+    m, k = x.shape
+    blocks = (scale_block_n, scale_block_k) if scale_mode == SCALE_BLOCK else (0, 0)
+    split_mma = scale_mode == SCALE_BLOCK and m > GEMV_MAX_M and split_mma_available(x, w)
+    return decode_plan(m, w.shape[0], k, *blocks, _num_sms(x.device), split_mma)
 
 
 def split_mma_available(x: torch.Tensor, w: torch.Tensor) -> bool:
     """Whether the fp8 split MMA may run: bf16 activations on an NVIDIA GPU of compute capability
     SPLIT_MMA_MIN_CAPABILITY or newer (not under the interpreter), and a weight not known to hold
     NaN/inf codes (an inf weight met by a zero lo term would read NaN, not inf)."""
+    return _bf16_on_cuda(x, SPLIT_MMA_MIN_CAPABILITY) and weight_codes_finite(w) is not False
+
+
+def _bf16_on_cuda(x: torch.Tensor, min_capability: tuple) -> bool:
+    """bf16 activations on an NVIDIA GPU of at least `min_capability`, running PTX (not the interpreter)."""
     if x.dtype != torch.bfloat16 or x.device.type != "cuda" or torch.version.hip or _interpreting():
         return False
-    if _cuda_capability(x.device) < SPLIT_MMA_MIN_CAPABILITY:
-        return False
-    return weight_codes_finite(w) is not False
+    return _cuda_capability(x.device) >= min_capability
 
 
 def _split_mma_fits(n: int, k: int, scale_block_k: int, num_sms: int) -> bool:
     """Block scales whose K blocks the fp8 MMA can walk, and a grid of SPLIT_BLOCK_N-row tiles that
     K splits can spread over every SM: at N = 1024, K = 4096 (8 tiles, 64 programs at most on an
     H200) the split MMA was 4-6% slower than the bf16 plan; at every larger decoder and issue shape
-    4-23% faster (same-run A/B, 2026-12-01)."""
-    if not scale_block_k or _pow2_divisor(scale_block_k, SPLIT_BLOCK_K) < SPLIT_MIN_BLOCK_K:
+    4-23% faster (benchmarks/ab_decode_choices.py, 2026-12-01)."""
+    block_k = _split_block_k(scale_block_k)
+    if block_k < SPLIT_MIN_BLOCK_K:
         return False
-    block_k = _pow2_divisor(scale_block_k, SPLIT_BLOCK_K)
     return triton.cdiv(n, SPLIT_BLOCK_N) * triton.cdiv(k, block_k * SPLIT_K_MIN_ITERS) >= num_sms
+
+
+def _split_block_k(scale_block_k: int) -> int:
+    """The split MMA's K-tile: SPLIT_BLOCK_K, or less so that it stays inside one scale block (0: none)."""
+    return _pow2_divisor(scale_block_k, SPLIT_BLOCK_K) if scale_block_k else 0
 
 
 def _weight_only_scale_args(w_scale, scale_mode, block_n, block_k):
@@ -265,16 +281,15 @@ def widen_mode(x: torch.Tensor, w: torch.Tensor) -> int:
     """WIDEN_BITS for bf16 activations on an NVIDIA GPU that has bf16x2 fma (not under the
     interpreter, which runs no PTX) and a weight not known to hold NaN/inf codes (the bit moves
     would read them as finite numbers); WIDEN_CAST everywhere else."""
-    if x.dtype != torch.bfloat16 or x.device.type != "cuda" or torch.version.hip or _interpreting():
-        return WIDEN_CAST
-    if _cuda_capability(x.device) < WIDEN_BITS_MIN_CAPABILITY:
+    if not _bf16_on_cuda(x, WIDEN_BITS_MIN_CAPABILITY):
         return WIDEN_CAST
     return WIDEN_CAST if weight_codes_finite(w) is False else WIDEN_BITS
 
 
 class _FiniteCodeCache:
-    """Whether an fp8 weight holds only finite codes, read once per (storage address, shape,
-    strides, dtype, version counter) and kept for the FINITE_CODE_CACHE_SIZE weights used last.
+    """Whether an fp8 weight holds only finite codes, read once per weight (`TensorLru` by storage
+    address, shape, strides, dtype and version, for the `size` weights used last; weights are not
+    kept alive, so this answer is advisory: it picks a widening, see `widen_mode`).
 
     Weights are long-lived, so the extra read (and host sync) is paid once per weight; views made
     anew on every call hit the cache, and an in-place update bumps the version. Returns None where
@@ -282,22 +297,17 @@ class _FiniteCodeCache:
     """
 
     def __init__(self, size: int) -> None:
-        self._size = size
-        self._seen: collections.OrderedDict = collections.OrderedDict()
+        self._answers = TensorLru(size, keep_source=False)
 
     def __call__(self, w: torch.Tensor) -> Optional[bool]:
         if not holds_values(w):
             return None
-        key = tensor_key(w)
-        if key in self._seen:
-            self._seen.move_to_end(key)
-            return self._seen[key]
-        if w.is_cuda and torch.cuda.is_current_stream_capturing():
-            return None
-        finite = _codes_finite(w)
-        self._seen[key] = finite
-        if len(self._seen) > self._size:
-            self._seen.popitem(last=False)
+        finite = self._answers.get(w)
+        if finite is MISSING:
+            if w.is_cuda and torch.cuda.is_current_stream_capturing():
+                return None
+            finite = _codes_finite(w)
+            self._answers.put(w, finite)
         return finite
 
 
@@ -371,9 +381,7 @@ def launch_weight_only(x, w, w_scale, bias, block_n, block_k, scale_mode, plan: 
         )
         return out
     if plan is None:
-        blocks = (scale_block_n, scale_block_k) if scale_mode == SCALE_BLOCK else (0, 0)
-        split_mma = scale_mode == SCALE_BLOCK and m > GEMV_MAX_M and split_mma_available(x, w)
-        plan = decode_plan(m, n, k, *blocks, _num_sms(x.device), split_mma)
+        plan = default_decode_plan(x, w, scale_mode, scale_block_n, scale_block_k)
     _check_decode_plan(plan, x, scale_mode, scale_block_k)
     step_k = plan.block_k * plan.accumulators
     k_per_split, split_k = split_k_ranges(k, plan.split_k, step_k)
@@ -382,7 +390,7 @@ def launch_weight_only(x, w, w_scale, bias, block_n, block_k, scale_mode, plan: 
     common = dict(HAS_BIAS=bias is not None and split_k == 1, EVEN_K=k % step_k == 0, DOT_IN_FP32=dot_in_fp32,
                   BLOCK_M=plan.block_m, BLOCK_N=plan.block_n, BLOCK_K=plan.block_k, num_warps=plan.num_warps,
                   num_stages=plan.num_stages, **scales)
-    if plan.mma_mode != MMA_FP8_SPLIT:  # the split MMA widens nothing
+    if plan.mma_mode != MMA_FP8_SPLIT:  # the other kernels widen the weight tile
         common["WIDEN"] = widen_mode(x, w) if plan.widen is None else plan.widen
     if plan.mma_mode == MMA_FP8_SPLIT:
         wrap_triton(kernels.fp8_weight_only_split_kernel)[grid](
