@@ -367,8 +367,8 @@ def block_decode_candidates(m, ops):
 
 def sweep_weight_only(ceil, results, ms=SWEEP_DECODE_MS, family="all"):
     """Time every decode plan of decode_candidates(M) beside the default plan, per-channel scales;
-    then GEMV plans for 128 x 128 block scales. family "split": the default plan and the fp8 split
-    MMA's plans only."""
+    then plans for 128 x 128 block scales. family "split": the default plan, the bf16-MMA plan
+    (where the default is the split MMA) and the fp8 split MMA's plans only."""
     from xpu_inductor_ext.kernels.triton_fp8 import ops
     from xpu_inductor_ext.kernels.triton_fp8.validation import SCALE_BLOCK, SCALE_PER_CHANNEL
 
@@ -388,9 +388,10 @@ def sweep_weight_only(ceil, results, ms=SWEEP_DECODE_MS, family="all"):
             w0, s0 = copies[0]
             s_full = expand(s0, *blk)[:n, :k] if blk[0] else s0
             ref = x.float() @ (w0.float() * s_full).t()
-            default = ops.decode_plan(m, n, k, *blk, sms)
+            default = ops.default_decode_plan(x, w0, mode, *blk)  # what a call takes
+            widened = ops.decode_plan(m, n, k, *blk, sms)  # the bf16-MMA plan (the baseline of the split MMA)
             timings = []
-            for plan in dict.fromkeys([default, *candidates]):
+            for plan in dict.fromkeys([default, widened, *candidates]):
                 def run(w, s, plan=plan):
                     return ops.launch_weight_only(x, w, s, None, *blk, mode, plan=plan)
                 try:
@@ -408,6 +409,8 @@ def sweep_weight_only(ceil, results, ms=SWEEP_DECODE_MS, family="all"):
             for us, err, plan in timings:
                 if plan == default:
                     print(f"  default: {us:.1f} us ({us / floor_us:.2f}x floor) {plan}")
+                if plan == widened != default:
+                    print(f"  bf16-MMA plan: {us:.1f} us ({us / floor_us:.2f}x floor) {plan}")
             for _, err, plan in timings:
                 if not err < TOL_BF16:
                     print(f"  WRONG: err {err:.1e} {plan}")

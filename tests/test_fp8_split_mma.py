@@ -20,16 +20,17 @@ triton = pytest.importorskip("triton")
 import triton.language as tl  # noqa: E402
 
 from xpu_inductor_ext.kernels.triton_fp8 import fp8_weight_only_mm, kernels, ops  # noqa: E402
-from xpu_inductor_ext.kernels.triton_fp8.validation import (  # noqa: E402
-    SCALE_BLOCK,
-    SCALE_PER_CHANNEL,
-    SCALE_PER_TENSOR,
+from xpu_inductor_ext.kernels.triton_fp8.validation import SCALE_PER_CHANNEL  # noqa: E402
+from test_triton_fp8 import (  # noqa: E402
+    SCALE_MODES,
+    assert_close_rel,
+    make_weight,
+    quantize_blocks,
+    weight_only_reference,
 )
-from test_triton_fp8 import assert_close_rel, make_weight, quantize_blocks, weight_only_reference  # noqa: E402
 
 E4M3 = torch.float8_e4m3fn
 E5M2 = torch.float8_e5m2
-SCALE_MODES = {"channel": SCALE_PER_CHANNEL, "tensor": SCALE_PER_TENSOR, "block": SCALE_BLOCK}
 
 
 def all_bf16_mantissas(exponent: int) -> torch.Tensor:
@@ -54,9 +55,10 @@ def test_two_e4m3_terms_hold_every_bf16_value_exactly(spread):
 
 
 @triton.jit
-def _split_probe(x_ptr, hi_ptr, lo_ptr, down_ptr, ROWS: tl.constexpr, COLS: tl.constexpr):
+def _split_probe(x_ptr, hi_ptr, lo_ptr, down_ptr, TOP: tl.constexpr, LO: tl.constexpr, ROWS: tl.constexpr,
+                 COLS: tl.constexpr):
     offs = tl.arange(0, ROWS)[:, None] * COLS + tl.arange(0, COLS)[None, :]
-    hi, lo, down, _ = kernels._split_bf16_rows(tl.load(x_ptr + offs), 7, 5, True)
+    hi, lo, down, _ = kernels._split_bf16_rows(tl.load(x_ptr + offs), TOP, LO, True)
     tl.store(hi_ptr + offs, hi)
     tl.store(lo_ptr + offs, lo)
     tl.store(down_ptr + tl.arange(0, ROWS), down)
@@ -68,11 +70,10 @@ def test_split_rows_reconstruct_bf16_tiles_exactly():
     x *= torch.tensor([1.0, 1e30, 1e-30, 0.0, 3e-5, 7e3, 1e-3, 2.0 ** 100])[:, None]
     x = x.to(torch.bfloat16)
     hi, lo, down = torch.empty(8, 64), torch.empty(8, 64), torch.empty(8)
-    assert (ops.SPLIT_TOP, ops.SPLIT_LO) == (7, 5)  # the probe's constants
-    _split_probe[(1,)](x, hi, lo, down, 8, 64)
-    rebuilt = (hi.double() + lo.double() * 2.0 ** -5) * down.double()[:, None]
+    _split_probe[(1,)](x, hi, lo, down, ops.SPLIT_TOP, ops.SPLIT_LO, 8, 64)
+    rebuilt = (hi.double() + lo.double() * 2.0 ** -ops.SPLIT_LO) * down.double()[:, None]
     assert torch.equal(rebuilt, x.double())
-    assert (hi.abs().amax(1)[[0, 1, 2, 4, 5, 6, 7]] >= 2 ** 7).all()  # each row's largest scaled up to 2^7
+    assert (hi.abs().amax(1)[[0, 1, 2, 4, 5, 6, 7]] >= 2 ** ops.SPLIT_TOP).all()  # each row's largest scaled up
 
 
 def split_plan(split_k=1, block_n=32, block_k=32):
