@@ -4,7 +4,9 @@
    weight-only kernel) against eager, plain Inductor, the bf16 linear and the floor;
 2. block W8A8 prefill, M in {2048, 8192}: the compiled block dequant-matmul (selects blockwise
    ``_scaled_mm``; and with the Triton kernel forced) against calling ``_scaled_mm`` directly;
-3. the demo decoder at hidden 4096 with block-FP8 weights: one decode step against the same
+3. block W8A8 decode, M in {1, 8, 16}: the compiled block dequant-matmul (the Triton decode plan)
+   against cuBLASLt's blockwise ``_scaled_mm`` called directly and the bf16 linear;
+4. the demo decoder at hidden 4096 with block-FP8 weights: one decode step against the same
    model in bf16 under plain Inductor.
 
 Run on a CUDA machine: ``python benchmarks/bench_block_fp8.py``.
@@ -110,6 +112,37 @@ def prefill_block(limits):
 
 
 @torch.inference_mode()
+@torch.inference_mode()
+def decode_block(limits):
+    """Block W8A8 at decode sizes: the compiled block dequant-matmul (the Triton decode plan at
+    M <= 16) against calling cuBLASLt's blockwise ``_scaled_mm`` directly (M a multiple of 4) and the
+    bf16 linear, every call reading a different weight copy (CUDA graphs)."""
+    rows = []
+    for n, k in SHAPES:
+        weights = [quantize_per_block(torch.randn(n, k, device=DEV) * 0.02, BLOCK) for _ in range(COPIES)]
+        dense = [(dequantize_blocks(w8, ws, BLOCK, torch.bfloat16),) for w8, ws in weights]
+        ours = compile_quant(block_w8a8, dump_dir=f"/tmp/xq_blkdec_{n}_{k}")
+        bf16 = torch.compile(lambda x, w: F.linear(x, w))
+        for m in (1, 8, 16):
+            xq, xs = quantize_per_group(torch.randn(m, k, device=DEV), BLOCK)
+            a, sa = xq.reshape(m, k), xs.reshape(m, k // BLOCK).t().contiguous().t()
+            err = rel(ours(xq, xs, *weights[0]), block_w8a8(xq, xs, *weights[0]))
+            kernels = ",".join(last_kernels())
+            t_ours = graph_ms([lambda w=w: ours(xq, xs, *w) for w in weights])
+            t_cublas = float("nan")
+            if m % 4 == 0:
+                t_cublas = graph_ms([lambda w=w: torch._scaled_mm(a, w[0].t(), sa, w[1].t(), out_dtype=torch.bfloat16)
+                                     for w in weights])
+            x = dequantize_groups(xq, xs, torch.bfloat16)
+            t_bf16 = graph_ms([lambda w=w: bf16(x, *w) for w in dense])
+            floor = limits.floor_ms(n * k)
+            rows.append([f"M={m} N={n} K={k}", f"{t_cublas * 1e3:.1f}", f"{t_bf16 * 1e3:.1f}", f"{t_ours * 1e3:.1f}",
+                         f"{floor * 1e3:.1f}", f"{t_ours / floor:.2f}", f"{t_cublas / t_ours:.2f}",
+                         f"{t_bf16 / t_ours:.2f}", f"{err:.1e}", kernels])
+    return format_table(["block W8A8 decode (us, CUDA graphs)", "_scaled_mm direct", "bf16 linear", "xpu_quant",
+                         "floor", "ours/floor", "_scaled_mm/ours", "bf16/ours", "rel err", "kernel"], rows)
+
+
 def cublas_blockwise_m_probe(n=4096, k=4096):
     """Which token counts cuBLASLt's blockwise FP8 GEMM accepts (it answers NOT_SUPPORTED for some)."""
     w8, ws = quantize_per_block(torch.randn(n, k, device=DEV) * 0.02, BLOCK)
@@ -164,7 +197,7 @@ def main():
     limits = measure_limits(DEV, 8192)
     print(f"# measured limits: {limits.describe()}\n")
     print(cublas_blockwise_m_probe(), "\n", flush=True)
-    for section in (decode_weight_only, prefill_block):
+    for section in (decode_weight_only, decode_block, prefill_block):
         print(section(limits), "\n", flush=True)
     print(decoder_decode_step(), flush=True)
     return 0

@@ -130,6 +130,19 @@ def test_cublas_blockwise_refusals(monkeypatch, kw, reason):
     assert not ok and reason in why
 
 
+@pytest.mark.parametrize("m,accepted", [(4, False), (16, False), (20, True), (256, True)])
+def test_cublas_blockwise_leaves_decode_sizes_to_triton(monkeypatch, m, accepted):
+    """At M <= 16 the Triton decode plan was faster than cuBLASLt's blockwise GEMM; without triton
+    cuBLASLt keeps them."""
+    from xpu_inductor_ext.kernels import platform, scaled_mm
+
+    monkeypatch.setattr(platform, "cuda_capability", lambda device: (9, 0))
+    ok, why = CudaScaledMm().can_implement(problem(m=m))
+    assert ok == accepted and ("Triton block-scaled decode" in why) != accepted
+    monkeypatch.setattr(scaled_mm, "triton_available", lambda: False)
+    assert CudaScaledMm().can_implement(problem(m=m))[0]
+
+
 def test_triton_candidates_refuse_the_cpu_and_odd_k_groups():
     ok, why = TritonFp8WeightOnly().is_supported(torch.device("cpu"))
     assert not ok and "need a GPU" in why

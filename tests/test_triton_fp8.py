@@ -199,6 +199,7 @@ def test_weight_only_two_accumulator_plans(mma_mode, scales, split_k):
     assert_close_rel(out, weight_only_reference(x, w, w_scale, bias, *blocks), torch.bfloat16)
 
 
+
 def test_decode_step_past_k_reads_no_scale_out_of_bounds():
     """K = 3 K-tiles: the last step's second tile lies past K. Its scale column must not be read:
     the column after the scale tensor holds NaN here, which would poison the (zero) partial."""
@@ -298,6 +299,33 @@ def test_block_scaled_mixed_fp8_and_strided_scales(group_n):
     out = fp8_block_scaled_mm(a, b, a_scale, b_scale, None, torch.float32, group_n, group_k)
     assert_close_rel(out, block_scaled_reference(a, b, a_scale, b_scale, None, group_n, group_k), torch.float32)
 
+
+
+@pytest.mark.parametrize("swapped,descriptors", [(True, False), (False, False)])
+@pytest.mark.parametrize("m,n,k,group_n,group_k,splits", [
+    (1, 256, 1024, 128, 128, 3),  # 8 K-tiles in 3 splits: 3 + 3 + 2
+    (5, 200, 328, 64, 128, 2),  # ragged N and K, two weight-scale rows per tile
+    (16, 192, 512, 48, 128, 4),  # weight-scale rows straddling the tile
+])
+def test_block_scaled_decode_plans_match_reference(m, n, k, group_n, group_k, splits, swapped, descriptors):
+    """The M <= 16 decode launch (split-K partials + reduction, bias added once) in both MMA orientations."""
+    a, a_scale = quantize_blocks(torch.randn(m, k) / 10, 1, group_k, pow2_scales=True)
+    b, b_scale = quantize_blocks(torch.randn(n, k) / 10, group_n, group_k)
+    bias = torch.randn(n).to(torch.bfloat16)
+    plan = ops.BlockScaledDecodePlan(block_n=64, split_k=splits, swapped=swapped, descriptors=descriptors)
+    out = ops.launch_block_scaled(a, b, a_scale, b_scale, bias, torch.bfloat16, group_n, group_k, decode=plan)
+    assert_close_rel(out, block_scaled_reference(a, b, a_scale, b_scale, bias, group_n, group_k), torch.bfloat16)
+    out32 = ops.launch_block_scaled(a, b, a_scale, b_scale, None, torch.float32, group_n, group_k, decode=plan)
+    assert_close_rel(out32, block_scaled_reference(a, b, a_scale, b_scale, None, group_n, group_k), torch.float32)
+
+
+def test_block_scaled_decode_plan_fills_the_gpu():
+    """On 132 SMs: 32 tiles of 128 rows at N = 4096 split K eight ways (about two programs per SM),
+    but K = 1024 only twice (at least 4 K-tiles each); N = 28672 (224 tiles) needs no split."""
+    assert ops.block_scaled_decode_plan(4096, 4096, 128, 132).split_k == 8
+    assert ops.block_scaled_decode_plan(4096, 14336, 128, 132).split_k == 8
+    assert ops.block_scaled_decode_plan(28672, 4096, 128, 132).split_k == 1
+    assert ops.block_scaled_decode_plan(4096, 1024, 128, 132).split_k == 2
 
 def test_empty_batch():
     w, w_scale, _, _ = make_weight(64, 128, "channel")

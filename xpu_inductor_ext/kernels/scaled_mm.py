@@ -12,6 +12,7 @@ import torch
 from ..ops import BLOCK_SCALED_MM, SCALED_MM
 from . import platform
 from .registry import Candidate
+from .triton_fp8 import triton_available
 
 ALIGNMENT = 16
 """cuBLASLt FP8 GEMMs need K and N divisible by 16."""
@@ -51,6 +52,15 @@ def scaled_mm_blockwise(a, b, scale_a, scale_b, bias, out_dtype, group_n, group_
     sb = scale_b.float().contiguous().t()
     out = torch._scaled_mm(a.contiguous(), b.contiguous().t(), sa, sb, out_dtype=out_dtype)
     return out if bias is None else out + bias.to(out_dtype)
+
+
+def _triton_decodes(m: int) -> bool:
+    """Whether the Triton block-scaled kernel runs M rows with its decode plan (triton present)."""
+    if not triton_available():
+        return False
+    from .triton_fp8 import ops  # imports triton
+
+    return m <= ops.DECODE_MAX_M
 
 
 def _check_layout(problem) -> tuple[bool, str]:
@@ -103,6 +113,9 @@ class CudaScaledMm(Candidate):
                            f"(M = {problem.m}; cuBLASLt answers NOT_SUPPORTED otherwise)")
         if platform.cuda_capability(torch.device("cuda")) < (9, 0):
             return False, "blockwise _scaled_mm needs sm90 (Hopper)"
+        if _triton_decodes(problem.m_static):
+            return False, (f"M = {problem.m_static}: the Triton block-scaled decode plan (split-K) is faster "
+                           f"here (H200: 0.59-0.94x cuBLASLt's time at M = 8, 16)")
         return True, "blockwise 1x128 x 128x128"
 
     def lower(self, problem):

@@ -411,12 +411,12 @@ def split_k_reduce_kernel(
 @triton.jit
 def fp8_block_scaled_kernel(
     a_ptr, b_ptr, a_scale_ptr, b_scale_ptr, bias_ptr, out_ptr,
-    M, N, K, M_BUCKET,
+    M, N, K, M_BUCKET, K_PER_SPLIT,
     stride_am, stride_ak, stride_bn, stride_bk,
-    stride_asm, stride_asg, stride_bsn, stride_bsg, stride_om, stride_on,
+    stride_asm, stride_asg, stride_bsn, stride_bsg, stride_os, stride_om, stride_on,
     GROUP_N: tl.constexpr, GROUP_K: tl.constexpr, HAS_BIAS: tl.constexpr, EVEN_K: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
-    DESC: tl.constexpr,
+    DESC: tl.constexpr, SWAPPED: tl.constexpr,
 ):
     """out = sum_g (a[:, g] @ b[:, g].T) * a_scale[:, g] * b_scale[n // GROUP_N, g] (+ bias).
 
@@ -427,13 +427,15 @@ def fp8_block_scaled_kernel(
     DESC: a_ptr and b_ptr are tensor descriptors of blocks [BLOCK_M, BLOCK_K] and [BLOCK_N,
     BLOCK_K] (bulk tensor copies, zero fill past the edges). Triton waits for each group's MMA
     before its rescale; two CTAs per SM (64 x 128 tiles) or two warpgroups (128 x 128) hide it.
+    Grid: (tiles, split_k); each program covers K_PER_SPLIT columns of K (a multiple of BLOCK_K),
+    and with split_k > 1 writes fp32 partials to out[pid_k] (stride_os; the reduction adds the
+    bias). SWAPPED: acc[N, M] += b @ a.T, the weight the MMA's large operand (decode).
     """
     pid_m, pid_n = _tile_coords(tl.program_id(0), M, N, BLOCK_M, BLOCK_N, GROUP_M)
-    offs_m = pid_m * BLOCK_M + tl.arange(0, BLOCK_M)
-    offs_n = pid_n * BLOCK_N + tl.arange(0, BLOCK_N)
-    rows_a = (offs_m % M).to(tl.int64)
-    rows_b = (offs_n % N).to(tl.int64)
-    offs_k = tl.arange(0, BLOCK_K)
+    pid_k = tl.program_id(1)
+    offs_m, offs_n, rows_a, rows_b, k_begin, k_end = _program_slice(
+        pid_m, pid_n, pid_k, M, N, K, K_PER_SPLIT, BLOCK_M, BLOCK_N)
+    offs_k = k_begin + tl.arange(0, BLOCK_K)
     if not DESC:
         a_ptrs = a_ptr + rows_a[:, None] * stride_am + offs_k[None, :] * stride_ak
         b_ptrs = b_ptr + rows_b[:, None] * stride_bn + offs_k[None, :] * stride_bk
@@ -443,8 +445,11 @@ def fp8_block_scaled_kernel(
     else:
         b_scale_ptrs = b_scale_ptr + (rows_b // GROUP_N) * stride_bsn
 
-    acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
-    for k0 in range(0, K, BLOCK_K):
+    if SWAPPED:
+        acc = tl.zeros((BLOCK_N, BLOCK_M), dtype=tl.float32)
+    else:
+        acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
+    for k0 in range(k_begin, k_end, BLOCK_K):
         if DESC:
             a = a_ptr.load([pid_m * BLOCK_M, k0])
             b = b_ptr.load([pid_n * BLOCK_N, k0])
@@ -452,13 +457,18 @@ def fp8_block_scaled_kernel(
             a = tl.load(a_ptrs)
             b = tl.load(b_ptrs)
         else:
-            k_mask = offs_k[None, :] < K - k0
+            k_mask = offs_k[None, :] < K - (k0 - k_begin)
             a = tl.load(a_ptrs, mask=k_mask, other=0.0)
             b = tl.load(b_ptrs, mask=k_mask, other=0.0)
         group = k0 // GROUP_K
         a_s = tl.load(a_scale_ptrs + group * stride_asg)
         b_s = tl.load(b_scale_ptrs + group * stride_bsg)
-        if GROUP_N % BLOCK_N == 0:
+        if SWAPPED:
+            if GROUP_N % BLOCK_N == 0:
+                acc += tl.dot(b, tl.trans(a)) * (a_s * b_s)[None, :]
+            else:
+                acc += tl.dot(b, tl.trans(a)) * b_s[:, None] * a_s[None, :]
+        elif GROUP_N % BLOCK_N == 0:
             acc += tl.dot(a, tl.trans(b)) * (a_s * b_s)[:, None]
         else:
             acc += tl.dot(a, tl.trans(b)) * a_s[:, None] * b_s[None, :]
@@ -466,8 +476,11 @@ def fp8_block_scaled_kernel(
             a_ptrs += BLOCK_K * stride_ak
             b_ptrs += BLOCK_K * stride_bk
 
+    if SWAPPED:
+        acc = tl.trans(acc)
     if HAS_BIAS:
         acc = acc + tl.load(bias_ptr + rows_b).to(tl.float32)[None, :]
-    out_ptrs = out_ptr + offs_m[:, None].to(tl.int64) * stride_om + offs_n[None, :] * stride_on
+    out_ptrs = (out_ptr + pid_k.to(tl.int64) * stride_os + offs_m[:, None].to(tl.int64) * stride_om
+                + offs_n[None, :] * stride_on)
     mask = (offs_m[:, None] < M) & (offs_n[None, :] < N)
     tl.store(out_ptrs, acc.to(out_ptr.dtype.element_ty), mask=mask)

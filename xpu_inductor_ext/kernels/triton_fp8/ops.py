@@ -57,6 +57,7 @@ GEMV_BLOCK_N_BLOCK_SCALED = 64  # most rows per GEMV program when block scales s
 GEMV_LOAD_STAGES = 4  # K-tiles in flight per GEMV program
 TILE_BLOCK_K = 64  # K tile of the tiled weight-only kernel (bf16/fp16 operands)
 BLOCK_SCALED_BLOCK_K = 128  # K tile of the block-scaled kernel (fp8 operands)
+BLOCK_SCALED_DECODE_BLOCK_N = 128  # weight rows per program of the block-scaled decode plan
 DESCRIPTOR_MIN_M = 1  # block-scaled kernel: tensor-descriptor (TMA) loads from this M on. A same-run
 # A/B on an H200 (2026-12-01, the demo decoder's W8A8 step at batch 1) gave 0.752 ms with descriptors
 # against 1.124 ms with pointer loads; an earlier session's runs had pointed the other way (0.92 vs
@@ -444,41 +445,80 @@ def _check_decode_plan(plan: DecodePlan, x: torch.Tensor, scale_mode: int, scale
         raise ValueError(f"decode plan {plan}: two accumulators need an MMA mode and M <= block_m")
 
 
+@dataclass(frozen=True)
+class BlockScaledDecodePlan:
+    """Launch shape of the block-scaled kernel at M <= DECODE_MAX_M: one program per (BLOCK_N
+    weight rows, K split), all M rows in one DECODE_BLOCK_M tile; fp32 partials when split."""
+
+    block_n: int
+    split_k: int
+    num_warps: int = DECODE_NUM_WARPS
+    num_stages: int = DECODE_NUM_STAGES
+    swapped: bool = True  # acc[N, M] += b @ a.T
+    descriptors: Optional[bool] = None  # None: wherever can_use_descriptors allows
+
+
+def block_scaled_decode_plan(n: int, k: int, group_k: int, num_sms: int) -> BlockScaledDecodePlan:
+    """BLOCK_SCALED_DECODE_BLOCK_N weight rows per program and the MMA decode's K split rule (about
+    MMA_PROGRAMS_PER_SM programs per SM, SPLIT_K_MIN_ITERS K-tiles or more each): the prefill
+    tiles gave an M = 1 grid of N / 128 programs, under one per SM at N = 4096."""
+    block_k = _pow2_divisor(group_k, BLOCK_SCALED_BLOCK_K)
+    wanted = round(MMA_PROGRAMS_PER_SM * num_sms / triton.cdiv(n, BLOCK_SCALED_DECODE_BLOCK_N))
+    max_split = max(1, triton.cdiv(k, block_k * SPLIT_K_MIN_ITERS))
+    return BlockScaledDecodePlan(BLOCK_SCALED_DECODE_BLOCK_N, max(1, min(max_split, wanted)))
+
+
 def launch_block_scaled(a, b, a_scale, b_scale, bias, out_dtype, group_n, group_k,
-                        config: Optional[triton.Config] = None):
-    """Run the block-scaled kernel on validated inputs; `config` skips autotuning (tuning scripts)."""
+                        config: Optional[triton.Config] = None, decode: Optional[BlockScaledDecodePlan] = None):
+    """Run the block-scaled kernel on validated inputs: a decode plan at M <= DECODE_MAX_M (`decode`
+    forces one), else the autotuned tiles (`config` forces one: tuning scripts)."""
     m, k = a.shape
     n = b.shape[0]
     out = torch.empty((m, n), dtype=out_dtype, device=a.device)
     if m == 0:
         return out
     block_k = _pow2_divisor(group_k, BLOCK_SCALED_BLOCK_K)
-    strides = (a.stride(0), a.stride(1), b.stride(0), b.stride(1))
-    descriptors = (m >= DESCRIPTOR_MIN_M and can_use_descriptors(a, b)
-                   and (config is None or config.kwargs.get("DESC", False)))
+    if decode is None and config is None and m <= DECODE_MAX_M:
+        decode = block_scaled_decode_plan(n, k, group_k, _num_sms(a.device))
+    wanted = decode.descriptors if decode is not None else (config is None or config.kwargs.get("DESC", False))
+    descriptors = (m >= DESCRIPTOR_MIN_M and can_use_descriptors(a, b) and wanted is not False)
+    a_in, b_in = a, b
     if descriptors:  # block shapes are placeholders until the config is known (see the pre-hook)
-        a = _tensor_descriptor().from_tensor(a, [1, block_k])
-        b = _tensor_descriptor().from_tensor(b, [1, block_k])
-    if config is None:
-        kernel, launch_meta = block_scaled_tuned_kernel(descriptors), {}
-    else:
+        a_in = _tensor_descriptor().from_tensor(a, [1, block_k])
+        b_in = _tensor_descriptor().from_tensor(b, [1, block_k])
+    split_k, target = 1, out
+    if decode is not None:
+        k_per_split, split_k = split_k_ranges(k, decode.split_k, block_k)
         kernel = kernels.fp8_block_scaled_kernel
-        launch_meta = dict(config.kwargs, DESC=descriptors, num_warps=config.num_warps, num_stages=config.num_stages)
-        if descriptors:
-            _set_descriptor_blocks(dict(launch_meta, a_ptr=a, b_ptr=b, BLOCK_K=block_k))
+        launch_meta = dict(BLOCK_M=DECODE_BLOCK_M, BLOCK_N=decode.block_n, GROUP_M=1, DESC=descriptors,
+                           SWAPPED=decode.swapped, num_warps=decode.num_warps, num_stages=decode.num_stages)
+        if split_k > 1:
+            target = torch.empty((split_k, m, n), dtype=torch.float32, device=a.device)
+    elif config is None:
+        k_per_split = k
+        kernel, launch_meta = block_scaled_tuned_kernel(descriptors), dict(SWAPPED=False)
+    else:
+        k_per_split = k
+        kernel = kernels.fp8_block_scaled_kernel
+        launch_meta = dict(config.kwargs, DESC=descriptors, SWAPPED=False, num_warps=config.num_warps,
+                           num_stages=config.num_stages)
+    if descriptors and kernel is kernels.fp8_block_scaled_kernel:
+        _set_descriptor_blocks(dict(launch_meta, a_ptr=a_in, b_ptr=b_in, BLOCK_K=block_k))
 
     def grid(cfg):
-        return (triton.cdiv(m, cfg["BLOCK_M"]) * triton.cdiv(n, cfg["BLOCK_N"]),)
+        return (triton.cdiv(m, cfg["BLOCK_M"]) * triton.cdiv(n, cfg["BLOCK_N"]), split_k)
 
     wrap_triton(kernel)[grid](
-        a, b, a_scale, b_scale, bias if bias is not None else b_scale, out,
-        m, n, k, _m_bucket(m),
-        *strides,
+        a_in, b_in, a_scale, b_scale, bias if bias is not None else b_scale, target,
+        m, n, k, _m_bucket(m), k_per_split,
+        a.stride(0), a.stride(1), b.stride(0), b.stride(1),
         a_scale.stride(0), a_scale.stride(1), b_scale.stride(0), b_scale.stride(1),
-        out.stride(0), out.stride(1),
-        GROUP_N=group_n, GROUP_K=group_k, HAS_BIAS=bias is not None, EVEN_K=k % block_k == 0,
+        m * n, target.stride(-2), target.stride(-1),
+        GROUP_N=group_n, GROUP_K=group_k, HAS_BIAS=bias is not None and split_k == 1, EVEN_K=k % block_k == 0,
         BLOCK_K=block_k, **launch_meta,
     )
+    if split_k > 1:
+        reduce_split_k(target, bias, out)
     return out
 
 
