@@ -2,12 +2,14 @@
 
     TRITON_INTERPRET=0 python tests/sass_counts.py WIDEN
     TRITON_INTERPRET=0 python tests/sass_counts.py split
+    TRITON_INTERPRET=0 python tests/sass_counts.py pdl
 
 Used by tests/test_fp8_widening.py and tests/test_fp8_split_mma.py (in a subprocess: the tests
 run Triton in interpreter mode, which cannot compile). Builds the default MMA decode plan's kernel
 (bf16 x, e4m3 weight, per-channel scale) with the WIDEN mode given, or the fp8 split MMA kernel of
-the default block-scaled plan (128 x 128 scale blocks), with triton's own ptxas and reads it back
-with triton's cuobjdump; prints one JSON object {opcode: count, "cp.async": PTX async copies}.
+the default block-scaled plan (128 x 128 scale blocks), or the decode kernel with bit widening and
+PDL=True ("pdl"), with triton's own ptxas and reads it back with triton's cuobjdump; prints one JSON
+object {opcode: count, "cp.async": PTX async copies, "griddepcontrol": PTX grid dependency controls}.
 """
 
 import collections
@@ -39,7 +41,7 @@ def decode_kernel_constants(widen: int):
     return dict(SCALE_MODE=1, SCALE_BLOCK_N=1, SCALE_BLOCK_K=1, HAS_BIAS=False,
                 SWAPPED=plan.mma_mode == ops.MMA_DOT_SWAPPED, DOT_IN_FP32=False, EVEN_K=True, WIDEN=widen,
                 BLOCK_M=plan.block_m, BLOCK_N=plan.block_n, BLOCK_K=plan.block_k,
-                stride_xk=1, stride_wk=1, stride_on=1), plan
+                stride_xk=1, stride_wk=1, stride_on=1, PDL=False), plan
 
 
 def split_kernel_constants():
@@ -79,11 +81,15 @@ def opcode_counts(cubin: bytes) -> dict:
 def main() -> None:
     if sys.argv[1] == "split":
         kernel, (constants, plan) = kernels.fp8_weight_only_split_kernel, split_kernel_constants()
+    elif sys.argv[1] == "pdl":
+        kernel, (constants, plan) = kernels.fp8_weight_only_decode_kernel, decode_kernel_constants(ops.WIDEN_BITS)
+        constants["PDL"] = True
     else:
         kernel, (constants, plan) = kernels.fp8_weight_only_decode_kernel, decode_kernel_constants(int(sys.argv[1]))
     compiled = compile_sm90(kernel, constants, plan.num_warps, plan.num_stages)
     counts = opcode_counts(compiled.asm["cubin"])
     counts["cp.async"] = compiled.asm["ptx"].count("cp.async.cg") + compiled.asm["ptx"].count("cp.async.ca")
+    counts["griddepcontrol"] = compiled.asm["ptx"].count("griddepcontrol.launch_dependents")
     print(json.dumps(counts))
 
 

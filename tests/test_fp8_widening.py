@@ -92,7 +92,7 @@ def test_widening_asm_reads_every_finite_code_exactly(fmt):
     assert all(torch.isfinite(torch.tensor(got[c])) for c in range(256) if c not in finite)
 
 
-def _sass_counts(widen: int) -> dict:
+def _sass_counts(widen) -> dict:
     env = dict(os.environ, TRITON_INTERPRET="0")
     script = Path(__file__).with_name("sass_counts.py")
     done = subprocess.run([sys.executable, str(script), str(widen)], capture_output=True, text=True, env=env,
@@ -176,3 +176,13 @@ def test_non_finite_codes_are_found_in_any_chunk(monkeypatch):
     assert ops._codes_finite(w) and ops._codes_finite(w.t()) and ops._codes_finite(w[:0])
     w.view(torch.uint8)[8, 31] = 0xFF  # the last, partial chunk
     assert not ops._codes_finite(w) and not ops._codes_finite(w.t())
+
+
+def test_pdl_trigger_only_where_asked_and_only_on_eager_cuda_calls():
+    """PDL=True puts the grid-dependency trigger into the decode kernel's sm_90 code (the split-K
+    reduction then launches early and waits); the default build has none. On the CPU, under the
+    interpreter and for tensors without values the launchers never ask for it."""
+    assert _sass_counts("pdl")["griddepcontrol"] == 1
+    assert _sass_counts(ops.WIDEN_BITS)["griddepcontrol"] == 0
+    assert not ops.use_pdl(torch.randn(4, 4))
+    assert not ops.use_pdl(torch.empty(4, 4, device="meta"))

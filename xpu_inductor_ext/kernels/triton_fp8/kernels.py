@@ -14,6 +14,11 @@ import triton.language as tl
 
 from ...formats import FP8_LAYOUT
 
+try:  # grid dependency control (programmatic dependent launch, CUDA sm90+); PDL=False elsewhere
+    from triton.language.extra.cuda import gdc_launch_dependents, gdc_wait
+except ImportError:
+    gdc_launch_dependents = gdc_wait = None
+
 
 BF16_MANTISSA_BITS, BF16_BIAS = 7, 127
 BF16_NON_FINITE = tl.constexpr(0x7F80)  # |x| bits at or above this (exponent all ones): inf or NaN
@@ -260,6 +265,7 @@ def fp8_weight_only_decode_kernel(
     SCALE_MODE: tl.constexpr, SCALE_BLOCK_N: tl.constexpr, SCALE_BLOCK_K: tl.constexpr,
     HAS_BIAS: tl.constexpr, SWAPPED: tl.constexpr, DOT_IN_FP32: tl.constexpr, EVEN_K: tl.constexpr,
     WIDEN: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
+    PDL: tl.constexpr,
 ):
     """The MMA decode kernel (M <= BLOCK_M): `fp8_weight_only_kernel`'s MMA modes taking two K-tiles
     per step into two independent accumulators, added once at the end.
@@ -270,6 +276,8 @@ def fp8_weight_only_decode_kernel(
     w @ x.T, else acc[M, N] += x @ w.T. Block scales need BLOCK_K to divide SCALE_BLOCK_K. Other
     arguments as the generic kernel's.
     """
+    if PDL:  # the split-K reduction may launch now and wait for this grid (ops.PDL)
+        gdc_launch_dependents()
     pid_k = tl.program_id(1)
     offs_m, offs_n, rows_x, rows_w, k_begin, k_end = _program_slice(
         0, tl.program_id(0), pid_k, M, N, K, K_PER_SPLIT, BLOCK_M, BLOCK_N)
@@ -393,9 +401,12 @@ def fp8_weight_only_split_kernel(
 @triton.jit
 def split_k_reduce_kernel(
     part_ptr, bias_ptr, out_ptr, M, N, stride_om, stride_on,
-    SPLIT_K: tl.constexpr, HAS_BIAS: tl.constexpr, BLOCK: tl.constexpr,
+    SPLIT_K: tl.constexpr, HAS_BIAS: tl.constexpr, BLOCK: tl.constexpr, PDL: tl.constexpr,
 ):
-    """out = sum over SPLIT_K of the contiguous fp32 partials [SPLIT_K, M, N] (+ bias), cast to out."""
+    """out = sum over SPLIT_K of the contiguous fp32 partials [SPLIT_K, M, N] (+ bias), cast to out.
+    PDL: launched as a programmatic dependent of the kernel writing the partials, it waits for it."""
+    if PDL:
+        gdc_wait()
     offs = tl.program_id(0) * BLOCK + tl.arange(0, BLOCK)
     mask = offs < M * N
     acc = tl.zeros((BLOCK,), dtype=tl.float32)
@@ -416,7 +427,7 @@ def fp8_block_scaled_kernel(
     stride_asm, stride_asg, stride_bsn, stride_bsg, stride_os, stride_om, stride_on,
     GROUP_N: tl.constexpr, GROUP_K: tl.constexpr, HAS_BIAS: tl.constexpr, EVEN_K: tl.constexpr,
     BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr, GROUP_M: tl.constexpr,
-    DESC: tl.constexpr, SWAPPED: tl.constexpr,
+    DESC: tl.constexpr, SWAPPED: tl.constexpr, PDL: tl.constexpr,
 ):
     """out = sum_g (a[:, g] @ b[:, g].T) * a_scale[:, g] * b_scale[n // GROUP_N, g] (+ bias).
 
@@ -431,6 +442,8 @@ def fp8_block_scaled_kernel(
     and with split_k > 1 writes fp32 partials to out[pid_k] (stride_os; the reduction adds the
     bias). SWAPPED: acc[N, M] += b @ a.T, the weight the MMA's large operand (decode).
     """
+    if PDL:
+        gdc_launch_dependents()
     pid_m, pid_n = _tile_coords(tl.program_id(0), M, N, BLOCK_M, BLOCK_N, GROUP_M)
     pid_k = tl.program_id(1)
     offs_m, offs_n, rows_a, rows_b, k_begin, k_end = _program_slice(

@@ -388,6 +388,7 @@ def launch_weight_only(x, w, w_scale, bias, block_n, block_k, scale_mode, plan: 
     k_per_split, split_k = split_k_ranges(k, plan.split_k, step_k)
     target = out if split_k == 1 else torch.empty((split_k, m, n), dtype=torch.float32, device=x.device)
     grid = (triton.cdiv(m, plan.block_m) * triton.cdiv(n, plan.block_n), split_k)
+    pdl = split_k > 1 and plan.mma_mode != MMA_FP8_SPLIT and plan.accumulators == 2 and use_pdl(x)
     common = dict(HAS_BIAS=bias is not None and split_k == 1, EVEN_K=k % step_k == 0, DOT_IN_FP32=dot_in_fp32,
                   BLOCK_M=plan.block_m, BLOCK_N=plan.block_n, BLOCK_K=plan.block_k, num_warps=plan.num_warps,
                   num_stages=plan.num_stages, **scales)
@@ -401,7 +402,7 @@ def launch_weight_only(x, w, w_scale, bias, block_n, block_k, scale_mode, plan: 
     elif plan.accumulators == 2:
         wrap_triton(kernels.fp8_weight_only_decode_kernel)[grid](
             *args, target, m, n, k, k_per_split, *strides, m * n, target.stride(-2), target.stride(-1),
-            SWAPPED=plan.mma_mode == MMA_DOT_SWAPPED, **common,
+            SWAPPED=plan.mma_mode == MMA_DOT_SWAPPED, PDL=pdl, **common,
         )
     else:
         scale_on_x = (scale_mode == SCALE_BLOCK and plan.mma_mode == MMA_FMA
@@ -412,7 +413,7 @@ def launch_weight_only(x, w, w_scale, bias, block_n, block_k, scale_mode, plan: 
             LOAD_STAGES=plan.load_stages, **common,
         )
     if split_k > 1:
-        reduce_split_k(target, bias, out)
+        reduce_split_k(target, bias, out, pdl)
     return out
 
 
@@ -422,13 +423,31 @@ def split_k_ranges(k: int, split_k: int, step_k: int) -> tuple:
     return k_per_split, triton.cdiv(k, k_per_split)
 
 
-def reduce_split_k(partials: torch.Tensor, bias: Optional[torch.Tensor], out: torch.Tensor) -> None:
-    """out = sum of the contiguous fp32 partials [splits, M, N] (+ bias), in out's dtype."""
+def reduce_split_k(partials: torch.Tensor, bias: Optional[torch.Tensor], out: torch.Tensor,
+                   pdl: bool = False) -> None:
+    """out = sum of the contiguous fp32 partials [splits, M, N] (+ bias), in out's dtype; `pdl`: the
+    kernel that wrote them ran with PDL=True (see `use_pdl`)."""
     splits, m, n = partials.shape
+    extra = dict(launch_pdl=True) if pdl else {}
     wrap_triton(kernels.split_k_reduce_kernel)[(triton.cdiv(m * n, REDUCE_BLOCK),)](
         partials, bias if bias is not None else partials, out, m, n, out.stride(0), out.stride(1),
-        SPLIT_K=splits, HAS_BIAS=bias is not None, BLOCK=REDUCE_BLOCK,
+        SPLIT_K=splits, HAS_BIAS=bias is not None, BLOCK=REDUCE_BLOCK, PDL=pdl, **extra,
     )
+
+
+PDL_MIN_CAPABILITY = (9, 0)  # griddepcontrol
+PDL = True  # chain split-K reductions by programmatic dependent launch where `use_pdl` allows: 2-6%
+# faster decode on an H200 (same-run A/B, benchmarks/RESULTS.md, third session of 2026-12-01)
+
+
+def use_pdl(t: torch.Tensor) -> bool:
+    """Whether a split-K launch on `t`'s device chains its reduction by programmatic dependent
+    launch: eager CUDA sm90+ calls with triton's grid dependency control (not a trace)."""
+    if not PDL or kernels.gdc_wait is None or not holds_values(t):
+        return False
+    if t.device.type != "cuda" or torch.version.hip or _interpreting():
+        return False
+    return _cuda_capability(t.device) >= PDL_MIN_CAPABILITY
 
 
 def _check_decode_plan(plan: DecodePlan, x: torch.Tensor, scale_mode: int, scale_block_k: int) -> None:
@@ -491,16 +510,17 @@ def launch_block_scaled(a, b, a_scale, b_scale, bias, out_dtype, group_n, group_
         k_per_split, split_k = split_k_ranges(k, decode.split_k, block_k)
         kernel = kernels.fp8_block_scaled_kernel
         launch_meta = dict(BLOCK_M=DECODE_BLOCK_M, BLOCK_N=decode.block_n, GROUP_M=1, DESC=descriptors,
-                           SWAPPED=decode.swapped, num_warps=decode.num_warps, num_stages=decode.num_stages)
+                           SWAPPED=decode.swapped, PDL=split_k > 1 and use_pdl(a), num_warps=decode.num_warps,
+                           num_stages=decode.num_stages)
         if split_k > 1:
             target = torch.empty((split_k, m, n), dtype=torch.float32, device=a.device)
     elif config is None:
         k_per_split = k
-        kernel, launch_meta = block_scaled_tuned_kernel(descriptors), dict(SWAPPED=False)
+        kernel, launch_meta = block_scaled_tuned_kernel(descriptors), dict(SWAPPED=False, PDL=False)
     else:
         k_per_split = k
         kernel = kernels.fp8_block_scaled_kernel
-        launch_meta = dict(config.kwargs, DESC=descriptors, SWAPPED=False, num_warps=config.num_warps,
+        launch_meta = dict(config.kwargs, DESC=descriptors, SWAPPED=False, PDL=False, num_warps=config.num_warps,
                            num_stages=config.num_stages)
     if descriptors and kernel is kernels.fp8_block_scaled_kernel:
         _set_descriptor_blocks(dict(launch_meta, a_ptr=a_in, b_ptr=b_in, BLOCK_K=block_k))
@@ -518,7 +538,7 @@ def launch_block_scaled(a, b, a_scale, b_scale, bias, out_dtype, group_n, group_
         BLOCK_K=block_k, **launch_meta,
     )
     if split_k > 1:
-        reduce_split_k(target, bias, out)
+        reduce_split_k(target, bias, out, launch_meta["PDL"])
     return out
 
 
