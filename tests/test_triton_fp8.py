@@ -327,6 +327,13 @@ def test_block_scaled_decode_plan_fills_the_gpu():
     assert ops.block_scaled_decode_plan(28672, 4096, 128, 132).split_k == 1
     assert ops.block_scaled_decode_plan(4096, 1024, 128, 132).split_k == 2
 
+
+@pytest.mark.parametrize("n,split", [(8192, 2), (14336, 1), (4096, 4), (28672, 3), (32000, 3)])
+def test_mma_decode_split_fills_one_wave_or_makes_several(n, split):
+    """64-row MMA decode tiles on 132 SMs, K = 8192: about two programs per SM (14336: 224 tiles,
+    no split); where the tiles overfill that (28672: 448), K splits into at least four such waves."""
+    assert ops.decode_plan(4, n, 8192, 0, 0, 132).split_k == split
+
 def test_empty_batch():
     w, w_scale, _, _ = make_weight(64, 128, "channel")
     assert fp8_weight_only_mm(torch.randn(0, 128), w, w_scale, None).shape == (0, 64)

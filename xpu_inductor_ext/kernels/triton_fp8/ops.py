@@ -51,6 +51,7 @@ DECODE_NUM_WARPS, DECODE_NUM_STAGES = 4, 4
 SPLIT_BLOCK_N, SPLIT_BLOCK_K = 128, 128  # fp8 split MMA decode tile (4 warps, DECODE_NUM_STAGES)
 SPLIT_MIN_BLOCK_K = 32  # the fp8 MMA's K: scale blocks of 16 K columns (or 48, ...) keep the bf16 MMA
 MMA_PROGRAMS_PER_SM = 2  # split the MMA decode grid's K until it has about this many programs per SM
+MMA_OVERFULL_WAVES = 4  # ... or, where its tiles alone exceed that, this many times as many programs
 GEMV_TILE_BYTES = 8192  # fp8 weight bytes per K-tile of a GEMV program (BLOCK_N * BLOCK_K)
 GEMV_BLOCK_N = (8, 32)  # weight rows per GEMV program, smallest and largest
 GEMV_BLOCK_N_BLOCK_SCALED = 64  # most rows per GEMV program when block scales shorten its K-tile
@@ -196,7 +197,7 @@ def decode_plan(m: int, n: int, k: int, scale_block_n: int, scale_block_k: int, 
     GEMV_PROGRAMS_PER_SM programs per SM (within GEMV_BLOCK_N); K is split until the grid has about
     that many programs. Above: `x @ w.T` on the MMA, two K-tiles per step into two accumulators
     (instruction-level parallelism for the one or two warps per scheduler a decode grid gives),
-    K split until the grid has about MMA_PROGRAMS_PER_SM programs per SM. Both are the best of
+    K split as `mma_split_wanted` asks. Both are the best of
     sweeps on an H200 over (N, K) in {(8192, 8192), (14336, 4096), (4096, 14336)} and M in
     {1, 2, 3, 4, 8, 16} (benchmarks/RESULTS.md, 2026-12-01; `bench_triton_fp8.py --sweep` times
     the candidates again). Block scales are given as block
@@ -224,9 +225,20 @@ def decode_plan(m: int, n: int, k: int, scale_block_n: int, scale_block_k: int, 
             block_k = _pow2_divisor(scale_block_k, DECODE_BLOCK_K) if scale_block_k else DECODE_BLOCK_K
             plan = DecodePlan(MMA_DOT, DECODE_BLOCK_M, DECODE_BLOCK_N, block_k, 1, DECODE_NUM_WARPS,
                               DECODE_NUM_STAGES, accumulators=2)
-        wanted = round(MMA_PROGRAMS_PER_SM * num_sms / triton.cdiv(n, plan.block_n))
+        wanted = mma_split_wanted(triton.cdiv(n, plan.block_n), num_sms)
     max_split = max(1, triton.cdiv(k, plan.block_k * plan.accumulators * SPLIT_K_MIN_ITERS))
     return dataclasses.replace(plan, split_k=max(1, min(max_split, wanted)))
+
+
+def mma_split_wanted(tiles: int, num_sms: int) -> int:
+    """The K split an MMA decode grid of `tiles` programs asks for: about MMA_PROGRAMS_PER_SM
+    programs per SM; where the tiles alone overfill that, enough splits for MMA_OVERFULL_WAVES
+    such waves, so that the last, partly filled wave is short (H200, N = 28672, K = 4096, 64-row
+    tiles: 39.9-40.5 us with 3 splits against 46.3-46.5 unsplit)."""
+    per_wave = MMA_PROGRAMS_PER_SM * num_sms
+    if tiles <= per_wave:
+        return round(per_wave / tiles)
+    return triton.cdiv(MMA_OVERFULL_WAVES * per_wave, tiles)
 
 
 def default_decode_plan(x: torch.Tensor, w: torch.Tensor, scale_mode: int, scale_block_n: int,
@@ -478,11 +490,11 @@ class BlockScaledDecodePlan:
 
 
 def block_scaled_decode_plan(n: int, k: int, group_k: int, num_sms: int) -> BlockScaledDecodePlan:
-    """BLOCK_SCALED_DECODE_BLOCK_N weight rows per program and the MMA decode's K split rule (about
-    MMA_PROGRAMS_PER_SM programs per SM, SPLIT_K_MIN_ITERS K-tiles or more each): the prefill
-    tiles gave an M = 1 grid of N / 128 programs, under one per SM at N = 4096."""
+    """BLOCK_SCALED_DECODE_BLOCK_N weight rows per program and the MMA decode's K split rule
+    (`mma_split_wanted`, SPLIT_K_MIN_ITERS K-tiles or more each): the prefill tiles gave an M = 1
+    grid of N / 128 programs, under one per SM at N = 4096."""
     block_k = _pow2_divisor(group_k, BLOCK_SCALED_BLOCK_K)
-    wanted = round(MMA_PROGRAMS_PER_SM * num_sms / triton.cdiv(n, BLOCK_SCALED_DECODE_BLOCK_N))
+    wanted = mma_split_wanted(triton.cdiv(n, BLOCK_SCALED_DECODE_BLOCK_N), num_sms)
     max_split = max(1, triton.cdiv(k, block_k * SPLIT_K_MIN_ITERS))
     return BlockScaledDecodePlan(BLOCK_SCALED_DECODE_BLOCK_N, max(1, min(max_split, wanted)))
 
