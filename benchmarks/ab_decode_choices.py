@@ -1,4 +1,4 @@
-"""Same-run A/B of two decode-time choices in `kernels/triton_fp8/ops.py` (CUDA, sm90+).
+"""Same-run A/Bs of the decode-time choices in `kernels/triton_fp8/ops.py` (CUDA, sm90+).
 
     PYTHONPATH=.:benchmarks python3 benchmarks/ab_decode_choices.py
 
@@ -9,10 +9,19 @@
 2. The demo decoder at hidden 4096 (`bench_block_fp8.decoder_decode_step`): with the split MMA and
    without; then the block-scaled W8A8 kernel with tensor descriptors at every M (the default)
    against pointer loads below M = 17.
-The numbers in benchmarks/RESULTS.md (2026-12-01, second session) come from this script's run
-before the floor column was added. Exits cleanly without a GPU.
+3. Block W8A8 at M in {1, 8, 16}: the block-scaled kernel's decode plan against its prefill tiles
+   (what M <= 16 ran before) and cuBLASLt's blockwise `_scaled_mm` (M a multiple of 4).
+4. Programmatic dependent launch of the split-K reduction (`ops.PDL`) on and off, with the outputs
+   compared bit for bit.
+5. The MMA decode's K split where the tiles overfill a wave (N = 28672, 32000): the default
+   (`ops.mma_split_wanted`) against no split.
+The second session's numbers in benchmarks/RESULTS.md come from sections 1-2 as they were run
+before the floor column was added; sections 3-5 record the third session's. `--only 3,4` runs some.
+Exits cleanly without a GPU.
 """
 
+import argparse
+import dataclasses
 import itertools
 import sys
 
@@ -68,7 +77,87 @@ def decoder_ab(bb, ops):
     ops.DESCRIPTOR_MIN_M = default_min_m
 
 
+W8A8_SHAPES = [(4096, 4096), (6144, 4096), (14336, 4096), (4096, 14336), (8192, 8192)]  # (N, K)
+
+
+def per_channel_copies(bt, n, k):
+    """Enough per-channel fp8 weight copies (w, scale [N, 1]) to defeat L2."""
+    copies = []
+    for _ in range(max(2, bt.cdiv(bt.L2_DEFEAT_BYTES, n * k))):
+        wf = torch.randn(n, k, device="cuda") / 10
+        s = (wf.abs().amax(1, keepdim=True) / 448).float()
+        copies.append(((wf / s).to(torch.float8_e4m3fn), s))
+    return copies
+
+
+def block_w8a8_ab(bt, ops, ceil):
+    prefill_tiles = ops.tile_config(64, 128, 4, 4, pre_hook=ops._set_descriptor_blocks, DESC=True)
+    print("block W8A8 decode, us: decode plan / prefill tiles / cuBLASLt blockwise; floor")
+    for (n, k), m in itertools.product(W8A8_SHAPES, (1, 8, 16)):
+        copies = [bt.quantize_blocks(torch.randn(n, k, device="cuda") / 10, BLOCK, BLOCK)
+                  for _ in range(max(2, bt.cdiv(bt.L2_DEFEAT_BYTES, n * k)))]
+        a, sa = bt.quantize_blocks(torch.randn(m, k, device="cuda") / 10, 1, BLOCK)
+
+        def ours(config=None):
+            return [lambda w=w, s=s: ops.launch_block_scaled(a, w, sa, s, None, torch.bfloat16, BLOCK, BLOCK,
+                                                             config=config) for w, s in copies]
+        times = [1e3 * bt.timed_graph(ours(), rep=20), 1e3 * bt.timed_graph(ours(prefill_tiles), rep=20)]
+        sa_cm = sa.t().contiguous().t()
+        times.append(float("nan") if m % 4 else 1e3 * bt.timed_graph(
+            [lambda w=w, s=s: torch._scaled_mm(a, w.t(), sa_cm, s.t(), out_dtype=torch.bfloat16) for w, s in copies],
+            rep=20))
+        print(f"  M={m:2d} N={n:5d} K={k:5d}: {times[0]:5.1f} / {times[1]:5.1f} / {times[2]:5.1f}; "
+              f"{n * k / ceil['copy_gbs'] / 1e3:5.1f}", flush=True)
+
+
+def pdl_ab(bt, ops, ceil):
+    from xpu_inductor_ext.kernels.triton_fp8.validation import SCALE_PER_CHANNEL
+
+    print("split-K reduction by PDL, us: on / off (ratio); outputs equal bit for bit")
+    for n, k in W8A8_SHAPES:
+        channel = per_channel_copies(bt, n, k)
+        blocks = [bt.quantize_blocks(torch.randn(n, k, device="cuda") / 10, BLOCK, BLOCK) for _ in channel]
+        cases = {}
+        for m in (4, 16):
+            x = torch.randn(m, k, device="cuda").bfloat16()
+            cases[f"per-channel M={m}"] = [lambda x=x, w=w, s=s: ops.launch_weight_only(x, w, s, None, 0, 0, SCALE_PER_CHANNEL)
+                                           for w, s in channel]
+        for m in (1, 16):
+            a, sa = bt.quantize_blocks(torch.randn(m, k, device="cuda") / 10, 1, BLOCK)
+            cases[f"W8A8 M={m}"] = [lambda a=a, sa=sa, w=w, s=s: ops.launch_block_scaled(a, w, sa, s, None, torch.bfloat16,
+                                                                                          BLOCK, BLOCK)
+                                    for w, s in blocks]
+        for name, fns in cases.items():
+            result = {}
+            for pdl in (True, False):
+                ops.PDL = pdl
+                result[pdl] = (1e3 * bt.timed_graph(fns, rep=20), fns[0]())
+            ops.PDL = True
+            same = torch.equal(result[True][1], result[False][1])
+            on, off = result[True][0], result[False][0]
+            print(f"  N={n:5d} K={k:5d} {name:16s}: {on:5.1f} / {off:5.1f} ({on / off:.3f}); "
+                  f"{'equal' if same else 'DIFFERENT'}", flush=True)
+
+
+def wide_split_ab(bt, ops, ceil):
+    from xpu_inductor_ext.kernels.triton_fp8.validation import SCALE_PER_CHANNEL
+
+    print("per-channel MMA decode at wide N, us: default split / no split; floor")
+    for (n, k), m in itertools.product([(28672, 4096), (32000, 4096)], (4, 16)):
+        copies = per_channel_copies(bt, n, k)
+        x = torch.randn(m, k, device="cuda").bfloat16()
+        default = ops.default_decode_plan(x, copies[0][0], SCALE_PER_CHANNEL, 0, 0)
+        times = [1e3 * bt.timed_graph([lambda w=w, s=s, p=p: ops.launch_weight_only(x, w, s, None, 0, 0, SCALE_PER_CHANNEL,
+                                                                                    plan=p) for w, s in copies], rep=20)
+                 for p in (default, dataclasses.replace(default, split_k=1))]
+        print(f"  M={m:2d} N={n:5d} K={k:5d}: {times[0]:5.1f} (split {default.split_k}) / {times[1]:5.1f}; "
+              f"{n * k / ceil['copy_gbs'] / 1e3:5.1f}", flush=True)
+
+
 def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--only", default="1,2,3,4,5", help="comma-separated sections to run")
+    sections = {int(s) for s in parser.parse_args().only.split(",")}
     if not torch.cuda.is_available():
         print("ab_decode_choices: no CUDA GPU here; nothing to measure")
         return 0
@@ -78,8 +167,14 @@ def main() -> int:
 
     print(f"device {torch.cuda.get_device_name()}, torch {torch.__version__}")
     torch.manual_seed(0)
-    kernel_ab(bt, ops, bt.measure_ceilings())
-    decoder_ab(bb, ops)
+    ceil = bt.measure_ceilings()
+    if 1 in sections:
+        kernel_ab(bt, ops, ceil)
+    if 2 in sections:
+        decoder_ab(bb, ops)
+    for number, section in ((3, block_w8a8_ab), (4, pdl_ab), (5, wide_split_ab)):
+        if number in sections:
+            section(bt, ops, ceil)
     return 0
 
 

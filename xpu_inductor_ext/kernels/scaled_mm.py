@@ -115,7 +115,8 @@ class CudaScaledMm(Candidate):
             return False, "blockwise _scaled_mm needs sm90 (Hopper)"
         if _triton_decodes(problem.m_static):
             return False, (f"M = {problem.m_static}: the Triton block-scaled decode plan (split-K) is faster "
-                           f"here (H200: 0.59-0.94x cuBLASLt's time at M = 8, 16)")
+                           f"here (H200, M = 8/16: faster on all but one of the measured shapes, "
+                           f"benchmarks/RESULTS.md)")
         return True, "blockwise 1x128 x 128x128"
 
     def lower(self, problem):

@@ -491,9 +491,5 @@ def fp8_block_scaled_kernel(
 
     if SWAPPED:
         acc = tl.trans(acc)
-    if HAS_BIAS:
-        acc = acc + tl.load(bias_ptr + rows_b).to(tl.float32)[None, :]
-    out_ptrs = (out_ptr + pid_k.to(tl.int64) * stride_os + offs_m[:, None].to(tl.int64) * stride_om
-                + offs_n[None, :] * stride_on)
-    mask = (offs_m[:, None] < M) & (offs_n[None, :] < N)
-    tl.store(out_ptrs, acc.to(out_ptr.dtype.element_ty), mask=mask)
+    _store_tile(acc, offs_m, offs_n, rows_b, pid_k, b_scale_ptr, bias_ptr, out_ptr, M, N,
+                0, stride_os, stride_om, stride_on, 2, HAS_BIAS)  # scale mode 2: the scales are applied

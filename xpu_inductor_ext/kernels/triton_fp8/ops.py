@@ -226,8 +226,12 @@ def decode_plan(m: int, n: int, k: int, scale_block_n: int, scale_block_k: int, 
             plan = DecodePlan(MMA_DOT, DECODE_BLOCK_M, DECODE_BLOCK_N, block_k, 1, DECODE_NUM_WARPS,
                               DECODE_NUM_STAGES, accumulators=2)
         wanted = mma_split_wanted(triton.cdiv(n, plan.block_n), num_sms)
-    max_split = max(1, triton.cdiv(k, plan.block_k * plan.accumulators * SPLIT_K_MIN_ITERS))
-    return dataclasses.replace(plan, split_k=max(1, min(max_split, wanted)))
+    return dataclasses.replace(plan, split_k=_bounded_split(wanted, k, plan.block_k * plan.accumulators))
+
+
+def _bounded_split(wanted: int, k: int, step_k: int) -> int:
+    """`wanted` K splits, at least one, at most as many as leave SPLIT_K_MIN_ITERS steps of step_k each."""
+    return max(1, min(triton.cdiv(k, step_k * SPLIT_K_MIN_ITERS), wanted))
 
 
 def mma_split_wanted(tiles: int, num_sms: int) -> int:
@@ -259,10 +263,16 @@ def split_mma_available(x: torch.Tensor, w: torch.Tensor) -> bool:
 
 
 def _bf16_on_cuda(x: torch.Tensor, min_capability: tuple) -> bool:
-    """bf16 activations on an NVIDIA GPU of at least `min_capability`, running PTX (not the interpreter)."""
-    if x.dtype != torch.bfloat16 or x.device.type != "cuda" or torch.version.hip or _interpreting():
+    """bf16 activations on an NVIDIA GPU of at least `min_capability` (see `_runs_ptx`)."""
+    return x.dtype == torch.bfloat16 and _runs_ptx(x, min_capability)
+
+
+def _runs_ptx(t: torch.Tensor, min_capability: tuple) -> bool:
+    """`t` lives on an NVIDIA GPU of at least `min_capability` and kernels run as PTX there (not
+    under the interpreter, not on ROCm)."""
+    if t.device.type != "cuda" or torch.version.hip or _interpreting():
         return False
-    return _cuda_capability(x.device) >= min_capability
+    return _cuda_capability(t.device) >= min_capability
 
 
 def _split_mma_fits(n: int, k: int, scale_block_k: int, num_sms: int) -> bool:
@@ -400,7 +410,7 @@ def launch_weight_only(x, w, w_scale, bias, block_n, block_k, scale_mode, plan: 
     k_per_split, split_k = split_k_ranges(k, plan.split_k, step_k)
     target = out if split_k == 1 else torch.empty((split_k, m, n), dtype=torch.float32, device=x.device)
     grid = (triton.cdiv(m, plan.block_m) * triton.cdiv(n, plan.block_n), split_k)
-    pdl = split_k > 1 and plan.mma_mode != MMA_FP8_SPLIT and plan.accumulators == 2 and use_pdl(x)
+    pdl = split_k > 1 and plan.accumulators == 2 and use_pdl(x)  # the decode kernel (the split MMA: mixed)
     common = dict(HAS_BIAS=bias is not None and split_k == 1, EVEN_K=k % step_k == 0, DOT_IN_FP32=dot_in_fp32,
                   BLOCK_M=plan.block_m, BLOCK_N=plan.block_n, BLOCK_K=plan.block_k, num_warps=plan.num_warps,
                   num_stages=plan.num_stages, **scales)
@@ -455,11 +465,7 @@ PDL = True  # chain split-K reductions by programmatic dependent launch where `u
 def use_pdl(t: torch.Tensor) -> bool:
     """Whether a split-K launch on `t`'s device chains its reduction by programmatic dependent
     launch: eager CUDA sm90+ calls with triton's grid dependency control (not a trace)."""
-    if not PDL or kernels.gdc_wait is None or not holds_values(t):
-        return False
-    if t.device.type != "cuda" or torch.version.hip or _interpreting():
-        return False
-    return _cuda_capability(t.device) >= PDL_MIN_CAPABILITY
+    return PDL and kernels.gdc_wait is not None and holds_values(t) and _runs_ptx(t, PDL_MIN_CAPABILITY)
 
 
 def _check_decode_plan(plan: DecodePlan, x: torch.Tensor, scale_mode: int, scale_block_k: int) -> None:
@@ -493,10 +499,9 @@ def block_scaled_decode_plan(n: int, k: int, group_k: int, num_sms: int) -> Bloc
     """BLOCK_SCALED_DECODE_BLOCK_N weight rows per program and the MMA decode's K split rule
     (`mma_split_wanted`, SPLIT_K_MIN_ITERS K-tiles or more each): the prefill tiles gave an M = 1
     grid of N / 128 programs, under one per SM at N = 4096."""
-    block_k = _pow2_divisor(group_k, BLOCK_SCALED_BLOCK_K)
     wanted = mma_split_wanted(triton.cdiv(n, BLOCK_SCALED_DECODE_BLOCK_N), num_sms)
-    max_split = max(1, triton.cdiv(k, block_k * SPLIT_K_MIN_ITERS))
-    return BlockScaledDecodePlan(BLOCK_SCALED_DECODE_BLOCK_N, max(1, min(max_split, wanted)))
+    block_k = _pow2_divisor(group_k, BLOCK_SCALED_BLOCK_K)
+    return BlockScaledDecodePlan(BLOCK_SCALED_DECODE_BLOCK_N, _bounded_split(wanted, k, block_k))
 
 
 def launch_block_scaled(a, b, a_scale, b_scale, bias, out_dtype, group_n, group_k,
@@ -511,13 +516,13 @@ def launch_block_scaled(a, b, a_scale, b_scale, bias, out_dtype, group_n, group_
     block_k = _pow2_divisor(group_k, BLOCK_SCALED_BLOCK_K)
     if decode is None and config is None and m <= DECODE_MAX_M:
         decode = block_scaled_decode_plan(n, k, group_k, _num_sms(a.device))
-    wanted = decode.descriptors if decode is not None else (config is None or config.kwargs.get("DESC", False))
-    descriptors = (m >= DESCRIPTOR_MIN_M and can_use_descriptors(a, b) and wanted is not False)
+    allowed = decode.descriptors if decode is not None else (config is None or config.kwargs.get("DESC", False))
+    descriptors = m >= DESCRIPTOR_MIN_M and allowed is not False and can_use_descriptors(a, b)
     a_in, b_in = a, b
     if descriptors:  # block shapes are placeholders until the config is known (see the pre-hook)
         a_in = _tensor_descriptor().from_tensor(a, [1, block_k])
         b_in = _tensor_descriptor().from_tensor(b, [1, block_k])
-    split_k, target = 1, out
+    k_per_split, split_k, target = k, 1, out
     if decode is not None:
         k_per_split, split_k = split_k_ranges(k, decode.split_k, block_k)
         kernel = kernels.fp8_block_scaled_kernel
@@ -527,10 +532,8 @@ def launch_block_scaled(a, b, a_scale, b_scale, bias, out_dtype, group_n, group_
         if split_k > 1:
             target = torch.empty((split_k, m, n), dtype=torch.float32, device=a.device)
     elif config is None:
-        k_per_split = k
         kernel, launch_meta = block_scaled_tuned_kernel(descriptors), dict(SWAPPED=False, PDL=False)
     else:
-        k_per_split = k
         kernel = kernels.fp8_block_scaled_kernel
         launch_meta = dict(config.kwargs, DESC=descriptors, SWAPPED=False, PDL=False, num_warps=config.num_warps,
                            num_stages=config.num_stages)
