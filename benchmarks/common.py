@@ -4,13 +4,16 @@ from __future__ import annotations
 
 import datetime
 import platform
+import statistics
+import time
 
 import torch
 
 from xpu_inductor_ext.inspect.table import format_table
 from xpu_inductor_ext.timing import graph_ms, median_ms, synchronize
 
-__all__ = ["DeviceLimits", "format_table", "graph_ms", "header", "median_ms", "measure_limits", "synchronize"]
+__all__ = ["DeviceLimits", "format_table", "graph_ms", "header", "median_ms", "measure_limits", "stream_ms",
+           "synchronize"]
 
 
 class DeviceLimits:
@@ -48,6 +51,23 @@ def measure_limits(device: str, gemm_size: int) -> DeviceLimits:
         rates["fp8"] = 2 * gemm_size ** 3 / (median_ms(
             lambda: torch._scaled_mm(a8, b8, one, one, out_dtype=torch.bfloat16), device) * 1e-3)
     return DeviceLimits(2 * n_bytes / (copy_ms * 1e-3), rates)
+
+
+def stream_ms(fn, steps: int = 50, rounds: int = 5) -> float:
+    """Milliseconds per call of ``steps`` back-to-back calls with one device sync at the end (the
+    median of ``rounds``): the host launches every kernel of every call, as a model compiled in
+    the default mode runs without CUDA graphs, so host cost shows wherever it exceeds the GPU's."""
+    for _ in range(3):
+        fn()
+    times = []
+    for _ in range(rounds):
+        synchronize("cuda")
+        start = time.perf_counter()
+        for _ in range(steps):
+            fn()
+        synchronize("cuda")
+        times.append((time.perf_counter() - start) * 1e3 / steps)
+    return statistics.median(times)
 
 
 def header(device: str) -> str:

@@ -34,7 +34,7 @@ class _TritonCandidate(Candidate):
         if device.type not in TRITON_DEVICES:
             return False, f"Triton kernels need a GPU (device {device.type}; the CPU only interprets them)"
         if not triton_available():
-            return False, "triton is not importable (or this torch lacks torch.library.triton_op)"
+            return False, "triton is not importable"
         register_triton_ops()
         return True, "Triton available"
 

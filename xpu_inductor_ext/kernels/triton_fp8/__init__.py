@@ -1,4 +1,4 @@
-"""Triton FP8 matmul kernels exposed as `torch.library.triton_op`s in the `xpu_quant` namespace.
+"""Triton FP8 matmul kernels exposed as ops in the `xpu_quant` namespace.
 
 - `xpu_quant::triton_fp8_weight_only_mm(x, w, w_scale, bias, block_n, block_k)`: W8A16, the fp8
   weight dequantized inside the kernel (per-tensor, per-channel or block scales).
@@ -7,7 +7,7 @@
 
 Importing this package never imports triton; `register_triton_ops()` does, once, and is a no-op
 returning False where triton is missing. The ops work eagerly (on CPU tensors under
-`TRITON_INTERPRET=1` too) and are visible to Inductor, which can inline their kernels.
+`TRITON_INTERPRET=1` too); compiled graphs call them as opaque ops (see `ops.register`).
 """
 
 import functools
@@ -29,12 +29,12 @@ __all__ = [
 
 @functools.lru_cache(maxsize=None)
 def triton_available() -> bool:
-    """True when triton imports and this torch has `torch.library.triton_op`."""
+    """True when triton imports."""
     try:
         import triton  # noqa: F401
     except ImportError:
         return False
-    return hasattr(torch.library, "triton_op") and hasattr(torch.library, "wrap_triton")
+    return True
 
 
 _registered: Optional[bool] = None  # None until register_triton_ops() first runs
@@ -56,7 +56,7 @@ def register_triton_ops() -> bool:
 def _require_ops() -> None:
     # A plain flag read, so that torch.compile traces through it once the ops exist.
     if not (_registered or register_triton_ops()):
-        raise RuntimeError("xpu_quant triton ops need triton and torch.library.triton_op; triton is not importable")
+        raise RuntimeError("xpu_quant triton ops need triton, which is not importable")
 
 
 def fp8_weight_only_mm(x: torch.Tensor, w: torch.Tensor, w_scale: torch.Tensor, bias: Optional[torch.Tensor],

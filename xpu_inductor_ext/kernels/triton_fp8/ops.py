@@ -1,4 +1,4 @@
-"""Launchers, launch plans and `torch.library.triton_op` registration of the Triton FP8 kernels.
+"""Launchers, launch plans and the op registration of the Triton FP8 kernels.
 
 Imports triton: load it through the package (`xpu_inductor_ext.kernels.triton_fp8`), which only
 imports this module when triton is importable.
@@ -13,7 +13,6 @@ from typing import Optional
 
 import torch
 import triton
-from torch.library import triton_op, wrap_triton
 
 from ...formats import FP8_LAYOUT
 from ..weight_cache import MISSING, TensorLru, holds_values
@@ -157,9 +156,14 @@ def block_scaled_tuned_kernel(descriptors: bool = False):
     return triton.autotune(configs=configs, key=_AUTOTUNE_KEY)(kernels.fp8_block_scaled_kernel)
 
 
-def _m_bucket(m):
-    """Next power of two of M (autotuning key); symbolic sizes pass through unchanged."""
-    return triton.next_power_of_2(m) if isinstance(m, int) else m
+def _cdiv(a: int, b: int) -> int:
+    """Ceiling division on the host (`triton.cdiv` is a constexpr function: about 2 us a call there)."""
+    return -(-a // b)
+
+
+def _m_bucket(m: int) -> int:
+    """Next power of two of M (autotuning key)."""
+    return 1 << max(0, m - 1).bit_length()
 
 
 def _pow2_divisor(value: int, cap: int) -> int:
@@ -215,7 +219,7 @@ def decode_plan(m: int, n: int, k: int, scale_block_n: int, scale_block_k: int, 
             block_k = _pow2_divisor(scale_block_k, block_k)
             block_n = max(block_n, min(GEMV_TILE_BYTES // block_k, GEMV_BLOCK_N_BLOCK_SCALED))
         plan = DecodePlan(MMA_FMA, m, block_n, block_k, 1, DECODE_NUM_WARPS, 1, GEMV_LOAD_STAGES)
-        tiles = triton.cdiv(m, plan.block_m) * triton.cdiv(n, plan.block_n)
+        tiles = _cdiv(m, plan.block_m) * _cdiv(n, plan.block_n)
         wanted = GEMV_PROGRAMS_PER_SM * num_sms // tiles
     else:
         if split_mma and _split_mma_fits(n, k, scale_block_k, num_sms):
@@ -225,13 +229,13 @@ def decode_plan(m: int, n: int, k: int, scale_block_n: int, scale_block_k: int, 
             block_k = _pow2_divisor(scale_block_k, DECODE_BLOCK_K) if scale_block_k else DECODE_BLOCK_K
             plan = DecodePlan(MMA_DOT, DECODE_BLOCK_M, DECODE_BLOCK_N, block_k, 1, DECODE_NUM_WARPS,
                               DECODE_NUM_STAGES, accumulators=2)
-        wanted = mma_split_wanted(triton.cdiv(n, plan.block_n), num_sms)
+        wanted = mma_split_wanted(_cdiv(n, plan.block_n), num_sms)
     return dataclasses.replace(plan, split_k=_bounded_split(wanted, k, plan.block_k * plan.accumulators))
 
 
 def _bounded_split(wanted: int, k: int, step_k: int) -> int:
     """`wanted` K splits, at least one, at most as many as leave SPLIT_K_MIN_ITERS steps of step_k each."""
-    return max(1, min(triton.cdiv(k, step_k * SPLIT_K_MIN_ITERS), wanted))
+    return max(1, min(_cdiv(k, step_k * SPLIT_K_MIN_ITERS), wanted))
 
 
 def mma_split_wanted(tiles: int, num_sms: int) -> int:
@@ -242,7 +246,7 @@ def mma_split_wanted(tiles: int, num_sms: int) -> int:
     per_wave = MMA_PROGRAMS_PER_SM * num_sms
     if tiles <= per_wave:
         return round(per_wave / tiles)
-    return triton.cdiv(MMA_OVERFULL_WAVES * per_wave, tiles)
+    return _cdiv(MMA_OVERFULL_WAVES * per_wave, tiles)
 
 
 def default_decode_plan(x: torch.Tensor, w: torch.Tensor, scale_mode: int, scale_block_n: int,
@@ -283,7 +287,7 @@ def _split_mma_fits(n: int, k: int, scale_block_k: int, num_sms: int) -> bool:
     block_k = _split_block_k(scale_block_k)
     if block_k < SPLIT_MIN_BLOCK_K:
         return False
-    return triton.cdiv(n, SPLIT_BLOCK_N) * triton.cdiv(k, block_k * SPLIT_K_MIN_ITERS) >= num_sms
+    return _cdiv(n, SPLIT_BLOCK_N) * _cdiv(k, block_k * SPLIT_K_MIN_ITERS) >= num_sms
 
 
 def _split_block_k(scale_block_k: int) -> int:
@@ -379,70 +383,132 @@ def _tensor_descriptor():
     return TensorDescriptor
 
 
+@dataclass(frozen=True)
+class KernelLaunch:
+    """One call's launches, fixed by its call key (`call_key`): the kernel, its grid, the integer
+    arguments after the tensors, the constexprs and launch options, the fp32 split-K partials' shape
+    (None: the kernel writes the output), whether the reduction chains by PDL and how the first two
+    tensors become TMA descriptors (None: pointers)."""
+
+    kernel: object
+    grid: object
+    ints: tuple
+    meta: dict = dataclasses.field(hash=False, compare=False)
+    partials: Optional[tuple] = None
+    pdl: bool = False
+    descriptor_blocks: Optional[tuple] = None  # block shapes of the first two tensors' TMA descriptors
+
+
+def call_key(*args) -> Optional[tuple]:
+    """What fixes a call's launches: each tensor's shape, strides, dtype, device and 16-byte
+    alignment (TMA), the other arguments as given; None in a trace (fake tensors hold no values)."""
+    key = []
+    for a in args:
+        if isinstance(a, torch.Tensor):
+            if not holds_values(a):
+                return None
+            a = (a.shape, a.stride(), a.dtype, a.device, a.data_ptr() % 16 == 0)
+        key.append(a)
+    return tuple(key)
+
+
+class LaunchCache:
+    """KernelLaunch per call key, for the LAUNCH_CACHE_SIZE keys met last: an eager call whose key was
+    seen skips validation and planning (both depend on nothing else)."""
+
+    def __init__(self, size: int) -> None:
+        self._size = size
+        self._launches: dict = {}
+
+    def get(self, key: Optional[tuple]) -> Optional[KernelLaunch]:
+        return None if key is None else self._launches.get(key)
+
+    def put(self, key: Optional[tuple], launch: KernelLaunch) -> None:
+        if key is None:
+            return
+        if len(self._launches) >= self._size:
+            self._launches.pop(next(iter(self._launches)))
+        self._launches[key] = launch
+
+
+LAUNCH_CACHE_SIZE = 4096
+launch_cache = LaunchCache(LAUNCH_CACHE_SIZE)
+
+
+def run_launch(launch: KernelLaunch, tensors: list, out: torch.Tensor, bias: Optional[torch.Tensor]) -> torch.Tensor:
+    """Run `launch` on its input tensors (the kernel's leading pointer arguments; the first two
+    as TMA descriptors where it says so), writing `out` (or the partials, then the reduction
+    adding `bias`)."""
+    if launch.descriptor_blocks is not None:
+        descriptor = _tensor_descriptor()
+        tensors[0] = descriptor.from_tensor(tensors[0], list(launch.descriptor_blocks[0]))
+        tensors[1] = descriptor.from_tensor(tensors[1], list(launch.descriptor_blocks[1]))
+    target = out if launch.partials is None else torch.empty(launch.partials, dtype=torch.float32, device=out.device)
+    launch.kernel[launch.grid](*tensors, target, *launch.ints, **launch.meta)
+    if launch.partials is not None:
+        reduce_split_k(target, bias, out, launch.pdl)
+    return out
+
+
 def launch_weight_only(x, w, w_scale, bias, block_n, block_k, scale_mode, plan: Optional[DecodePlan] = None):
     """Run the weight-only kernel(s) on validated inputs; `plan` forces a decode launch (tests, tuning)."""
-    m, k = x.shape
-    n = w.shape[0]
+    m, n = x.shape[0], w.shape[0]
     out = torch.empty((m, n), dtype=x.dtype, device=x.device)
     if m == 0:
         return out
+    launch = weight_only_launch(x, w, w_scale, bias, block_n, block_k, scale_mode, plan)
+    return run_launch(launch, [x, w, w_scale, bias if bias is not None else w_scale], out, bias)
+
+
+def weight_only_launch(x, w, w_scale, bias, block_n, block_k, scale_mode, plan: Optional[DecodePlan] = None) -> KernelLaunch:
+    """The weight-only kernel launch for these inputs: the autotuned tiles above DECODE_MAX_M,
+    else `plan` or the default decode plan."""
+    m, k = x.shape
+    n = w.shape[0]
     stride_sn, stride_sk, scale_block_n, scale_block_k = _weight_only_scale_args(w_scale, scale_mode, block_n, block_k)
-    args = [x, w, w_scale, bias if bias is not None else w_scale]
-    strides = [x.stride(0), x.stride(1), w.stride(0), w.stride(1), stride_sn, stride_sk]
+    strides = (x.stride(0), x.stride(1), w.stride(0), w.stride(1), stride_sn, stride_sk)
     scales = dict(SCALE_MODE=scale_mode, SCALE_BLOCK_N=scale_block_n, SCALE_BLOCK_K=scale_block_k)
     dot_in_fp32 = x.dtype == torch.float32 or (_interpreting() and x.dtype == torch.bfloat16)
     if plan is None and m > DECODE_MAX_M:
         tile_k = _pow2_divisor(scale_block_k, TILE_BLOCK_K) if scale_mode == SCALE_BLOCK else TILE_BLOCK_K
 
         def grid(cfg):
-            return (triton.cdiv(m, cfg["BLOCK_M"]) * triton.cdiv(n, cfg["BLOCK_N"]), 1)
+            return (_cdiv(m, cfg["BLOCK_M"]) * _cdiv(n, cfg["BLOCK_N"]), 1)
 
-        wrap_triton(weight_only_tiled_kernel())[grid](
-            *args, out, m, n, k, _m_bucket(m), k, *strides, 0, out.stride(0), out.stride(1),
-            HAS_BIAS=bias is not None, EVEN_K=k % tile_k == 0, BLOCK_K=tile_k, SCALE_ON_X=False, LOAD_STAGES=1,
-            WIDEN=widen_mode(x, w), DOT_IN_FP32=dot_in_fp32, **scales,
-        )
-        return out
+        meta = dict(HAS_BIAS=bias is not None, EVEN_K=k % tile_k == 0, BLOCK_K=tile_k, SCALE_ON_X=False, LOAD_STAGES=1,
+                    WIDEN=widen_mode(x, w), DOT_IN_FP32=dot_in_fp32, **scales)
+        return KernelLaunch(weight_only_tiled_kernel(), grid, (m, n, k, _m_bucket(m), k, *strides, 0, n, 1), meta)
     if plan is None:
         plan = default_decode_plan(x, w, scale_mode, scale_block_n, scale_block_k)
     _check_decode_plan(plan, x, scale_mode, scale_block_k)
     step_k = plan.block_k * plan.accumulators
     k_per_split, split_k = split_k_ranges(k, plan.split_k, step_k)
-    target = out if split_k == 1 else torch.empty((split_k, m, n), dtype=torch.float32, device=x.device)
-    grid = (triton.cdiv(m, plan.block_m) * triton.cdiv(n, plan.block_n), split_k)
+    grid = (_cdiv(m, plan.block_m) * _cdiv(n, plan.block_n), split_k)
     pdl = split_k > 1 and plan.accumulators == 2 and use_pdl(x)  # the decode kernel (the split MMA: mixed)
-    common = dict(HAS_BIAS=bias is not None and split_k == 1, EVEN_K=k % step_k == 0, DOT_IN_FP32=dot_in_fp32,
-                  BLOCK_M=plan.block_m, BLOCK_N=plan.block_n, BLOCK_K=plan.block_k, num_warps=plan.num_warps,
-                  num_stages=plan.num_stages, **scales)
+    meta = dict(HAS_BIAS=bias is not None and split_k == 1, EVEN_K=k % step_k == 0, DOT_IN_FP32=dot_in_fp32,
+                BLOCK_M=plan.block_m, BLOCK_N=plan.block_n, BLOCK_K=plan.block_k, num_warps=plan.num_warps,
+                num_stages=plan.num_stages, **scales)
     if plan.mma_mode != MMA_FP8_SPLIT:  # the other kernels widen the weight tile
-        common["WIDEN"] = widen_mode(x, w) if plan.widen is None else plan.widen
+        meta["WIDEN"] = widen_mode(x, w) if plan.widen is None else plan.widen
+    ints = (m, n, k, k_per_split, *strides, m * n, n, 1)  # the output or partials: contiguous [.., M, N]
     if plan.mma_mode == MMA_FP8_SPLIT:
-        wrap_triton(kernels.fp8_weight_only_split_kernel)[grid](
-            *args, target, m, n, k, k_per_split, *strides, m * n, target.stride(-2), target.stride(-1),
-            SPLIT_TOP=SPLIT_TOP, SPLIT_LO=SPLIT_LO, **common,
-        )
+        kernel = kernels.fp8_weight_only_split_kernel
+        meta.update(SPLIT_TOP=SPLIT_TOP, SPLIT_LO=SPLIT_LO)
     elif plan.accumulators == 2:
-        wrap_triton(kernels.fp8_weight_only_decode_kernel)[grid](
-            *args, target, m, n, k, k_per_split, *strides, m * n, target.stride(-2), target.stride(-1),
-            SWAPPED=plan.mma_mode == MMA_DOT_SWAPPED, PDL=pdl, **common,
-        )
+        kernel = kernels.fp8_weight_only_decode_kernel
+        meta.update(SWAPPED=plan.mma_mode == MMA_DOT_SWAPPED, PDL=pdl)
     else:
-        scale_on_x = (scale_mode == SCALE_BLOCK and plan.mma_mode == MMA_FMA
-                      and gemv_scales_x(plan.block_n, scale_block_n))
-        wrap_triton(kernels.fp8_weight_only_kernel)[grid](
-            *args, target, m, n, k, _m_bucket(m), k_per_split, *strides, m * n, target.stride(-2),
-            target.stride(-1), MMA_MODE=plan.mma_mode, GROUP_M=1, SCALE_ON_X=scale_on_x,
-            LOAD_STAGES=plan.load_stages, **common,
-        )
-    if split_k > 1:
-        reduce_split_k(target, bias, out, pdl)
-    return out
+        kernel = kernels.fp8_weight_only_kernel
+        ints = (m, n, k, _m_bucket(m), *ints[3:])
+        scale_on_x = scale_mode == SCALE_BLOCK and plan.mma_mode == MMA_FMA and gemv_scales_x(plan.block_n, scale_block_n)
+        meta.update(MMA_MODE=plan.mma_mode, GROUP_M=1, SCALE_ON_X=scale_on_x, LOAD_STAGES=plan.load_stages)
+    return KernelLaunch(kernel, grid, ints, meta, None if split_k == 1 else (split_k, m, n), pdl)
 
 
 def split_k_ranges(k: int, split_k: int, step_k: int) -> tuple:
     """(K columns per split, a multiple of step_k; splits actually needed) for K cut about split_k ways."""
-    k_per_split = triton.cdiv(triton.cdiv(k, split_k), step_k) * step_k
-    return k_per_split, triton.cdiv(k, k_per_split)
+    k_per_split = _cdiv(_cdiv(k, split_k), step_k) * step_k
+    return k_per_split, _cdiv(k, k_per_split)
 
 
 def reduce_split_k(partials: torch.Tensor, bias: Optional[torch.Tensor], out: torch.Tensor,
@@ -451,7 +517,7 @@ def reduce_split_k(partials: torch.Tensor, bias: Optional[torch.Tensor], out: to
     kernel that wrote them ran with PDL=True (see `use_pdl`)."""
     splits, m, n = partials.shape
     extra = dict(launch_pdl=True) if pdl else {}
-    wrap_triton(kernels.split_k_reduce_kernel)[(triton.cdiv(m * n, REDUCE_BLOCK),)](
+    kernels.split_k_reduce_kernel[(_cdiv(m * n, REDUCE_BLOCK),)](
         partials, bias if bias is not None else partials, out, m, n, out.stride(0), out.stride(1),
         SPLIT_K=splits, HAS_BIAS=bias is not None, BLOCK=REDUCE_BLOCK, PDL=pdl, **extra,
     )
@@ -499,7 +565,7 @@ def block_scaled_decode_plan(n: int, k: int, group_k: int, num_sms: int) -> Bloc
     """BLOCK_SCALED_DECODE_BLOCK_N weight rows per program and the MMA decode's K split rule
     (`mma_split_wanted`, SPLIT_K_MIN_ITERS K-tiles or more each): the prefill tiles gave an M = 1
     grid of N / 128 programs, under one per SM at N = 4096."""
-    wanted = mma_split_wanted(triton.cdiv(n, BLOCK_SCALED_DECODE_BLOCK_N), num_sms)
+    wanted = mma_split_wanted(_cdiv(n, BLOCK_SCALED_DECODE_BLOCK_N), num_sms)
     block_k = _pow2_divisor(group_k, BLOCK_SCALED_BLOCK_K)
     return BlockScaledDecodePlan(BLOCK_SCALED_DECODE_BLOCK_N, _bounded_split(wanted, k, block_k))
 
@@ -508,68 +574,115 @@ def launch_block_scaled(a, b, a_scale, b_scale, bias, out_dtype, group_n, group_
                         config: Optional[triton.Config] = None, decode: Optional[BlockScaledDecodePlan] = None):
     """Run the block-scaled kernel on validated inputs: a decode plan at M <= DECODE_MAX_M (`decode`
     forces one), else the autotuned tiles (`config` forces one: tuning scripts)."""
-    m, k = a.shape
-    n = b.shape[0]
+    m, n = a.shape[0], b.shape[0]
     out = torch.empty((m, n), dtype=out_dtype, device=a.device)
     if m == 0:
         return out
+    launch = block_scaled_launch(a, b, a_scale, b_scale, bias, group_n, group_k, config, decode)
+    return run_launch(launch, [a, b, a_scale, b_scale, bias if bias is not None else b_scale], out, bias)
+
+
+def block_scaled_launch(a, b, a_scale, b_scale, bias, group_n, group_k, config: Optional[triton.Config] = None,
+                        decode: Optional[BlockScaledDecodePlan] = None) -> KernelLaunch:
+    """The block-scaled kernel launch for these inputs (see `launch_block_scaled`)."""
+    m, k = a.shape
+    n = b.shape[0]
     block_k = _pow2_divisor(group_k, BLOCK_SCALED_BLOCK_K)
     if decode is None and config is None and m <= DECODE_MAX_M:
         decode = block_scaled_decode_plan(n, k, group_k, _num_sms(a.device))
     allowed = decode.descriptors if decode is not None else (config is None or config.kwargs.get("DESC", False))
     descriptors = m >= DESCRIPTOR_MIN_M and allowed is not False and can_use_descriptors(a, b)
-    a_in, b_in = a, b
-    if descriptors:  # block shapes are placeholders until the config is known (see the pre-hook)
-        a_in = _tensor_descriptor().from_tensor(a, [1, block_k])
-        b_in = _tensor_descriptor().from_tensor(b, [1, block_k])
-    k_per_split, split_k, target = k, 1, out
+    k_per_split, split_k = k, 1
     if decode is not None:
         k_per_split, split_k = split_k_ranges(k, decode.split_k, block_k)
         kernel = kernels.fp8_block_scaled_kernel
-        launch_meta = dict(BLOCK_M=DECODE_BLOCK_M, BLOCK_N=decode.block_n, GROUP_M=1, DESC=descriptors,
-                           SWAPPED=decode.swapped, PDL=split_k > 1 and use_pdl(a), num_warps=decode.num_warps,
-                           num_stages=decode.num_stages)
-        if split_k > 1:
-            target = torch.empty((split_k, m, n), dtype=torch.float32, device=a.device)
+        meta = dict(BLOCK_M=DECODE_BLOCK_M, BLOCK_N=decode.block_n, GROUP_M=1, DESC=descriptors,
+                    SWAPPED=decode.swapped, PDL=split_k > 1 and use_pdl(a), num_warps=decode.num_warps,
+                    num_stages=decode.num_stages)
     elif config is None:
-        kernel, launch_meta = block_scaled_tuned_kernel(descriptors), dict(SWAPPED=False, PDL=False)
+        kernel, meta = block_scaled_tuned_kernel(descriptors), dict(SWAPPED=False, PDL=False)
     else:
         kernel = kernels.fp8_block_scaled_kernel
-        launch_meta = dict(config.kwargs, DESC=descriptors, SWAPPED=False, PDL=False, num_warps=config.num_warps,
-                           num_stages=config.num_stages)
-    if descriptors and kernel is kernels.fp8_block_scaled_kernel:
-        _set_descriptor_blocks(dict(launch_meta, a_ptr=a_in, b_ptr=b_in, BLOCK_K=block_k))
+        meta = dict(config.kwargs, DESC=descriptors, SWAPPED=False, PDL=False, num_warps=config.num_warps,
+                    num_stages=config.num_stages)
+    blocks = None
+    if descriptors:  # the autotuned kernel's pre-hook sets the block shapes of the config it runs
+        tuned = kernel is not kernels.fp8_block_scaled_kernel
+        blocks = ((1, block_k), (1, block_k)) if tuned else ((meta["BLOCK_M"], block_k), (meta["BLOCK_N"], block_k))
 
     def grid(cfg):
-        return (triton.cdiv(m, cfg["BLOCK_M"]) * triton.cdiv(n, cfg["BLOCK_N"]), split_k)
+        return (_cdiv(m, cfg["BLOCK_M"]) * _cdiv(n, cfg["BLOCK_N"]), split_k)
 
-    wrap_triton(kernel)[grid](
-        a_in, b_in, a_scale, b_scale, bias if bias is not None else b_scale, target,
-        m, n, k, _m_bucket(m), k_per_split,
-        a.stride(0), a.stride(1), b.stride(0), b.stride(1),
-        a_scale.stride(0), a_scale.stride(1), b_scale.stride(0), b_scale.stride(1),
-        m * n, target.stride(-2), target.stride(-1),
-        GROUP_N=group_n, GROUP_K=group_k, HAS_BIAS=bias is not None and split_k == 1, EVEN_K=k % block_k == 0,
-        BLOCK_K=block_k, **launch_meta,
-    )
-    if split_k > 1:
-        reduce_split_k(target, bias, out, launch_meta["PDL"])
-    return out
+    ints = (m, n, k, _m_bucket(m), k_per_split, a.stride(0), a.stride(1), b.stride(0), b.stride(1),
+            a_scale.stride(0), a_scale.stride(1), b_scale.stride(0), b_scale.stride(1), m * n, n, 1)
+    meta.update(GROUP_N=group_n, GROUP_K=group_k, HAS_BIAS=bias is not None and split_k == 1, EVEN_K=k % block_k == 0,
+                BLOCK_K=block_k)
+    return KernelLaunch(kernel, grid, ints, meta, None if split_k == 1 else (split_k, m, n), meta["PDL"], blocks)
 
 
 def _weight_only_op(x: torch.Tensor, w: torch.Tensor, w_scale: torch.Tensor, bias: Optional[torch.Tensor],
                     block_n: int, block_k: int) -> torch.Tensor:
-    scale_mode = check_weight_only(x, w, w_scale, bias, block_n, block_k)
-    return launch_weight_only(x, w, w_scale, bias, block_n, block_k, scale_mode)
+    key = call_key(WEIGHT_ONLY_OP, x, w, w_scale, bias, block_n, block_k, PDL, _codes_finite_if_asked(x, w))
+    launch = launch_cache.get(key)
+    if launch is None:
+        scale_mode = check_weight_only(x, w, w_scale, bias, block_n, block_k)
+        if x.shape[0] == 0:
+            return x.new_empty((0, w.shape[0]))
+        launch = weight_only_launch(x, w, w_scale, bias, block_n, block_k, scale_mode)
+        launch_cache.put(key, launch)
+    out = torch.empty((x.shape[0], w.shape[0]), dtype=x.dtype, device=x.device)
+    return run_launch(launch, [x, w, w_scale, bias if bias is not None else w_scale], out, bias)
+
+
+def _codes_finite_if_asked(x: torch.Tensor, w: torch.Tensor) -> Optional[bool]:
+    """`weight_codes_finite(w)` where the launch depends on it (an fp8 weight, bf16 activations on
+    CUDA: the widening, the split MMA), else None."""
+    if w.dtype not in FP8_LAYOUT or not _bf16_on_cuda(x, WIDEN_BITS_MIN_CAPABILITY):
+        return None
+    return weight_codes_finite(w)
 
 
 def _block_scaled_op(a: torch.Tensor, b: torch.Tensor, scale_a: torch.Tensor, scale_b: torch.Tensor,
                      bias: Optional[torch.Tensor], out_dtype: torch.dtype, group_n: int, group_k: int) -> torch.Tensor:
+    key = call_key(BLOCK_SCALED_OP, a, b, scale_a, scale_b, bias, out_dtype, group_n, group_k, PDL)
+    launch = launch_cache.get(key)
+    if launch is None:
+        check_block_scaled(a, b, scale_a, scale_b, bias, out_dtype, group_n, group_k)
+        if a.shape[0] == 0:
+            return a.new_empty((0, b.shape[0]), dtype=out_dtype)
+        launch = block_scaled_launch(a, b, scale_a, scale_b, bias, group_n, group_k)
+        launch_cache.put(key, launch)
+    out = torch.empty((a.shape[0], b.shape[0]), dtype=out_dtype, device=a.device)
+    return run_launch(launch, [a, b, scale_a, scale_b, bias if bias is not None else scale_b], out, bias)
+
+
+def _weight_only_fake(x, w, w_scale, bias, block_n, block_k):
+    check_weight_only(x, w, w_scale, bias, block_n, block_k)
+    return x.new_empty((x.shape[0], w.shape[0]))
+
+
+def _block_scaled_fake(a, b, scale_a, scale_b, bias, out_dtype, group_n, group_k):
     check_block_scaled(a, b, scale_a, scale_b, bias, out_dtype, group_n, group_k)
-    return launch_block_scaled(a, b, scale_a, scale_b, bias, out_dtype, group_n, group_k)
+    return a.new_empty((a.shape[0], b.shape[0]), dtype=out_dtype)
+
+
+_LIBRARIES = []  # keeps the op registrations alive
 
 
 def register() -> None:
-    """Define both `xpu_quant` triton ops (call once; the package guards repeats)."""
-    triton_op(WEIGHT_ONLY_OP, mutates_args=())(_weight_only_op)
-    triton_op(BLOCK_SCALED_OP, mutates_args=())(_block_scaled_op)
+    """Define both `xpu_quant` Triton ops (call once; the package guards repeats).
+
+    They are registered with the dispatcher directly, one kernel for every backend, plus a fake
+    that validates: `torch.library.custom_op`/`triton_op` wrap each call in autograd and checking
+    layers that cost 50-500 us of host time per call (H200 host, torch 2.11), more than the
+    kernels at decode. Inductor calls them as opaque ops, at run time, with real tensors: plans
+    see the values they need (PDL, TMA, the weight's codes).
+    """
+    lib = torch.library.Library("xpu_quant", "FRAGMENT")
+    for qualname, impl, fake in ((WEIGHT_ONLY_OP, _weight_only_op, _weight_only_fake),
+                                 (BLOCK_SCALED_OP, _block_scaled_op, _block_scaled_fake)):
+        name = qualname.split("::")[1]
+        lib.define(name + torch.library.infer_schema(impl, mutates_args=()))
+        lib.impl(name, impl, "CompositeExplicitAutograd")
+        torch.library.register_fake(qualname, fake, lib=lib)
+    _LIBRARIES.append(lib)
