@@ -8,10 +8,13 @@ import os
 
 os.environ["TRITON_INTERPRET"] = "1"  # takes effect only if triton was not imported yet (see below)
 
+from dataclasses import replace as dataclasses_replace
+
 import pytest
 import torch
 
 triton = pytest.importorskip("triton")
+tl_constexpr = triton.language.constexpr
 
 from xpu_inductor_ext.kernels.triton_fp8 import (  # noqa: E402
     BLOCK_SCALED_OP,
@@ -475,3 +478,37 @@ def test_inference_weights_are_known_without_a_version_counter():
     v = torch.randn(8, 8)
     assert version_or_none(w) is None and version_or_none(v) == v._version
     assert tensor_key(w) == tensor_key(w[:]) and tensor_key(w) != tensor_key(v)
+
+
+def _three_args_kernel(a_ptr, b_ptr, n, stride, SPLIT: tl_constexpr, MODE: tl_constexpr = 7):  # noqa: ARG001
+    pass
+
+
+def test_direct_relaunch_passes_what_the_jit_launch_passes(monkeypatch):
+    """After a first launch, a call key's kernel is relaunched through the compiled kernel's own
+    launcher with JITFunction.run's arguments: the 3-D grid, the stream, the function and its
+    metadata, the hooks, then every parameter in signature order (constexprs from the launch's
+    keywords or their defaults). Pinned against a recording fake, since the CPU has no launcher."""
+    import types
+
+    from triton.runtime import driver
+    from triton.runtime.jit import JITFunction
+
+    calls = []
+    compiled = types.SimpleNamespace(
+        metadata=types.SimpleNamespace(target=types.SimpleNamespace(backend="cuda")),
+        run=lambda *args: calls.append(args), function="fn", packed_metadata="packed",
+        launch_metadata=lambda grid, stream, *args: ("meta", grid, stream))
+    fake_driver = types.SimpleNamespace(get_current_device=lambda: 3, get_current_stream=lambda device: f"stream{device}")
+    monkeypatch.setattr(driver, "_active", fake_driver)
+    monkeypatch.setattr(triton, "__version__", ops.DIRECT_LAUNCH_TRITON[0] + "0")
+    launch = ops.KernelLaunch(JITFunction(_three_args_kernel), (5, 2), (10, 1), dict(SPLIT=4, num_warps=4))
+    relaunch = ops._direct_launcher(launch, 4, compiled)
+    relaunch(("a", "b", 10, 1))
+    (args,) = calls
+    assert args[:7] == (5, 2, 1, "stream3", "fn", "packed", ("meta", (5, 2, 1), "stream3"))
+    assert args[9:] == ("a", "b", 10, 1, 4, 7)
+    assert ops._direct_launcher(dataclasses_replace(launch, grid=lambda meta: (1,)), 4, compiled) is None
+    assert ops._direct_launcher(launch, 4, types.SimpleNamespace(metadata=None)) is None  # not a CUDA kernel
+    monkeypatch.setattr(triton, "__version__", "9.9.9")
+    assert ops._direct_launcher(launch, 4, compiled) is None

@@ -9,7 +9,7 @@ import functools
 import math
 import os
 from dataclasses import dataclass
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 import triton
@@ -383,20 +383,71 @@ def _tensor_descriptor():
     return TensorDescriptor
 
 
-@dataclass(frozen=True)
+@dataclass
 class KernelLaunch:
-    """One call's launches, fixed by its call key (`call_key`): the kernel, its grid, the integer
-    arguments after the tensors, the constexprs and launch options, the fp32 split-K partials' shape
-    (None: the kernel writes the output), whether the reduction chains by PDL and how the first two
-    tensors become TMA descriptors (None: pointers)."""
+    """One kernel launch fixed by a call key (`call_key`): the kernel, its grid, the integer
+    arguments after the tensors, the constexprs and launch options; for a split-K main kernel the
+    fp32 partials' shape and the reduction's launch (else None: the kernel writes the output); how
+    the first two tensors become TMA descriptors (None: pointers). `direct` is filled by the
+    first launch (`_launch`)."""
 
     kernel: object
     grid: object
     ints: tuple
-    meta: dict = dataclasses.field(hash=False, compare=False)
+    meta: dict = dataclasses.field(compare=False)
     partials: Optional[tuple] = None
-    pdl: bool = False
+    reduction: Optional["KernelLaunch"] = None
     descriptor_blocks: Optional[tuple] = None  # block shapes of the first two tensors' TMA descriptors
+    direct: Optional[Callable] = dataclasses.field(default=None, compare=False, repr=False)
+
+
+DIRECT_LAUNCH = True  # relaunch a call key's compiled kernel past triton's per-call binding (`_direct_launcher`)
+DIRECT_LAUNCH_TRITON = ("3.6.",)  # triton versions whose CompiledKernel launcher the direct launch follows
+
+
+def _launch(launch: KernelLaunch, args: tuple) -> None:
+    """Launch `launch.kernel` on `args` (positional: tensors, then `launch.ints`), directly where
+    an earlier launch left a direct launcher."""
+    if launch.direct is not None:
+        launch.direct(args)
+        return
+    compiled = launch.kernel[launch.grid](*args, **launch.meta)
+    launch.direct = _direct_launcher(launch, len(args), compiled)
+
+
+def _direct_launcher(launch: KernelLaunch, positional: int, compiled) -> Optional[Callable]:
+    """A function launching `compiled` (what `launch.kernel[grid](...)` returned) again on new
+    arguments of the same call key, past triton's per-call binding, specialization and cache
+    lookup: what `JITFunction.run` does once it has found the kernel, with the same arguments
+    (positional, then each remaining parameter's constexpr in signature order). The call key
+    fixes everything the kernel was specialized on (shapes, strides, 16-byte alignment, dtypes,
+    device). None where not known to match: an autotuned kernel or a grid function, another
+    triton version, a compiled kernel without the CUDA launcher (the interpreter, other GPUs)."""
+    if not DIRECT_LAUNCH or not triton.__version__.startswith(DIRECT_LAUNCH_TRITON):
+        return None
+    if not isinstance(launch.kernel, triton.runtime.JITFunction) or callable(launch.grid):
+        return None
+    target = getattr(getattr(compiled, "metadata", None), "target", None)
+    if getattr(target, "backend", None) != "cuda":
+        return None
+    params = launch.kernel.params[positional:]
+    if not all(p.name in launch.meta or p.has_default for p in params):
+        return None
+    tail = tuple(launch.meta[p.name] if p.name in launch.meta else p.default for p in params)
+    grid = tuple(launch.grid) + (1,) * (3 - len(launch.grid))
+    from triton import knobs
+    from triton.runtime import driver
+
+    active = driver.active
+    run, function, packed = compiled.run, compiled.function, compiled.packed_metadata
+
+    def relaunch(args: tuple) -> None:
+        stream = active.get_current_stream(active.get_current_device())
+        full = (*args, *tail)
+        run(*grid, stream, function, packed, compiled.launch_metadata(grid, stream, *full),
+            knobs.runtime.launch_enter_hook, knobs.runtime.launch_exit_hook, *full)
+
+    return relaunch
 
 
 def call_key(*args) -> Optional[tuple]:
@@ -444,9 +495,9 @@ def run_launch(launch: KernelLaunch, tensors: list, out: torch.Tensor, bias: Opt
         tensors[0] = descriptor.from_tensor(tensors[0], list(launch.descriptor_blocks[0]))
         tensors[1] = descriptor.from_tensor(tensors[1], list(launch.descriptor_blocks[1]))
     target = out if launch.partials is None else torch.empty(launch.partials, dtype=torch.float32, device=out.device)
-    launch.kernel[launch.grid](*tensors, target, *launch.ints, **launch.meta)
-    if launch.partials is not None:
-        reduce_split_k(target, bias, out, launch.pdl)
+    _launch(launch, (*tensors, target, *launch.ints))
+    if launch.reduction is not None:
+        _launch(launch.reduction, (target, bias if bias is not None else target, out, *launch.reduction.ints))
     return out
 
 
@@ -502,7 +553,9 @@ def weight_only_launch(x, w, w_scale, bias, block_n, block_k, scale_mode, plan: 
         ints = (m, n, k, _m_bucket(m), *ints[3:])
         scale_on_x = scale_mode == SCALE_BLOCK and plan.mma_mode == MMA_FMA and gemv_scales_x(plan.block_n, scale_block_n)
         meta.update(MMA_MODE=plan.mma_mode, GROUP_M=1, SCALE_ON_X=scale_on_x, LOAD_STAGES=plan.load_stages)
-    return KernelLaunch(kernel, grid, ints, meta, None if split_k == 1 else (split_k, m, n), pdl)
+    if split_k == 1:
+        return KernelLaunch(kernel, grid, ints, meta)
+    return KernelLaunch(kernel, grid, ints, meta, (split_k, m, n), reduction_launch(split_k, m, n, bias is not None, pdl))
 
 
 def split_k_ranges(k: int, split_k: int, step_k: int) -> tuple:
@@ -511,16 +564,13 @@ def split_k_ranges(k: int, split_k: int, step_k: int) -> tuple:
     return k_per_split, _cdiv(k, k_per_split)
 
 
-def reduce_split_k(partials: torch.Tensor, bias: Optional[torch.Tensor], out: torch.Tensor,
-                   pdl: bool = False) -> None:
-    """out = sum of the contiguous fp32 partials [splits, M, N] (+ bias), in out's dtype; `pdl`: the
-    kernel that wrote them ran with PDL=True (see `use_pdl`)."""
-    splits, m, n = partials.shape
-    extra = dict(launch_pdl=True) if pdl else {}
-    kernels.split_k_reduce_kernel[(_cdiv(m * n, REDUCE_BLOCK),)](
-        partials, bias if bias is not None else partials, out, m, n, out.stride(0), out.stride(1),
-        SPLIT_K=splits, HAS_BIAS=bias is not None, BLOCK=REDUCE_BLOCK, PDL=pdl, **extra,
-    )
+def reduction_launch(splits: int, m: int, n: int, has_bias: bool, pdl: bool) -> KernelLaunch:
+    """The split-K reduction of contiguous fp32 partials [splits, M, N] into a contiguous [M, N]
+    output (+ bias); `pdl`: the kernel writing the partials ran with PDL=True (see `use_pdl`)."""
+    meta = dict(SPLIT_K=splits, HAS_BIAS=has_bias, BLOCK=REDUCE_BLOCK, PDL=pdl)
+    if pdl:
+        meta["launch_pdl"] = True
+    return KernelLaunch(kernels.split_k_reduce_kernel, (_cdiv(m * n, REDUCE_BLOCK),), (m, n, n, 1), meta)
 
 
 PDL_MIN_CAPABILITY = (9, 0)  # griddepcontrol
@@ -613,11 +663,16 @@ def block_scaled_launch(a, b, a_scale, b_scale, bias, group_n, group_k, config: 
     def grid(cfg):
         return (_cdiv(m, cfg["BLOCK_M"]) * _cdiv(n, cfg["BLOCK_N"]), split_k)
 
+    if "BLOCK_M" in meta:  # a fixed config: its grid as numbers (what `_direct_launcher` takes)
+        grid = grid(meta)
     ints = (m, n, k, _m_bucket(m), k_per_split, a.stride(0), a.stride(1), b.stride(0), b.stride(1),
             a_scale.stride(0), a_scale.stride(1), b_scale.stride(0), b_scale.stride(1), m * n, n, 1)
     meta.update(GROUP_N=group_n, GROUP_K=group_k, HAS_BIAS=bias is not None and split_k == 1, EVEN_K=k % block_k == 0,
                 BLOCK_K=block_k)
-    return KernelLaunch(kernel, grid, ints, meta, None if split_k == 1 else (split_k, m, n), meta["PDL"], blocks)
+    if split_k == 1:
+        return KernelLaunch(kernel, grid, ints, meta, descriptor_blocks=blocks)
+    return KernelLaunch(kernel, grid, ints, meta, (split_k, m, n),
+                        reduction_launch(split_k, m, n, bias is not None, meta["PDL"]), blocks)
 
 
 def _weight_only_op(x: torch.Tensor, w: torch.Tensor, w_scale: torch.Tensor, bias: Optional[torch.Tensor],
