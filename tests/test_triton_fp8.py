@@ -24,7 +24,7 @@ from xpu_inductor_ext.kernels.triton_fp8 import (  # noqa: E402
     register_triton_ops,
     triton_available,
 )
-from xpu_inductor_ext.kernels.triton_fp8 import ops  # noqa: E402
+from xpu_inductor_ext.kernels.triton_fp8 import launches, ops  # noqa: E402
 from xpu_inductor_ext.kernels.triton_fp8.validation import (  # noqa: E402
     SCALE_BLOCK,
     SCALE_PER_CHANNEL,
@@ -433,12 +433,12 @@ def test_repeated_calls_reuse_their_launch_with_the_new_tensors():
 
 
 def test_launch_cache_keeps_the_keys_met_last():
-    cache = ops.LaunchCache(2)
-    launches = [ops.KernelLaunch(None, (1,), (i,), {}) for i in range(3)]
-    for i, launch in enumerate(launches):
+    cache = launches.LaunchCache(2)
+    made = [launches.KernelLaunch(None, (1,), (i,), {}) for i in range(3)]
+    for i, launch in enumerate(made):
         cache.put(("key", i), launch)
-    assert cache.get(("key", 0)) is None and cache.get(("key", 2)) is launches[2]
-    cache.put(None, launches[0])  # a trace: nothing kept
+    assert cache.get(("key", 0)) is None and cache.get(("key", 2)) is made[2]
+    cache.put(None, made[0])  # a trace: nothing kept
     assert cache.get(None) is None
 
 
@@ -446,10 +446,10 @@ def test_call_key_is_none_for_fake_tensors():
     from torch._subclasses.fake_tensor import FakeTensorMode
 
     x = torch.randn(4, 8)
-    assert ops.call_key("op", x, None, 3) == ("op", (x.shape, x.stride(), x.dtype, x.device, x.data_ptr() % 16 == 0),
+    assert launches.call_key("op", x, None, 3) == ("op", (x.shape, x.stride(), x.dtype, x.device, x.data_ptr() % 16 == 0),
                                               None, 3)
     with FakeTensorMode() as mode:
-        assert ops.call_key("op", mode.from_tensor(x), 3) is None
+        assert launches.call_key("op", mode.from_tensor(x), 3) is None
 
 
 def test_ops_are_plain_dispatcher_ops_with_validating_fakes():
@@ -501,14 +501,14 @@ def test_direct_relaunch_passes_what_the_jit_launch_passes(monkeypatch):
         launch_metadata=lambda grid, stream, *args: ("meta", grid, stream))
     fake_driver = types.SimpleNamespace(get_current_device=lambda: 3, get_current_stream=lambda device: f"stream{device}")
     monkeypatch.setattr(driver, "_active", fake_driver)
-    monkeypatch.setattr(triton, "__version__", ops.DIRECT_LAUNCH_TRITON[0] + "0")
-    launch = ops.KernelLaunch(JITFunction(_three_args_kernel), (5, 2), (10, 1), dict(SPLIT=4, num_warps=4))
-    relaunch = ops._direct_launcher(launch, 4, compiled)
+    monkeypatch.setattr(triton, "__version__", launches.DIRECT_LAUNCH_TRITON[0] + "0")
+    launch = launches.KernelLaunch(JITFunction(_three_args_kernel), (5, 2), (10, 1), dict(SPLIT=4, num_warps=4))
+    relaunch = launches.direct_launcher(launch, 4, compiled)
     relaunch(("a", "b", 10, 1))
     (args,) = calls
     assert args[:7] == (5, 2, 1, "stream3", "fn", "packed", ("meta", (5, 2, 1), "stream3"))
     assert args[9:] == ("a", "b", 10, 1, 4, 7)
-    assert ops._direct_launcher(dataclasses_replace(launch, grid=lambda meta: (1,)), 4, compiled) is None
-    assert ops._direct_launcher(launch, 4, types.SimpleNamespace(metadata=None)) is None  # not a CUDA kernel
+    assert launches.direct_launcher(dataclasses_replace(launch, grid=lambda meta: (1,)), 4, compiled) is None
+    assert launches.direct_launcher(launch, 4, types.SimpleNamespace(metadata=None)) is None  # not a CUDA kernel
     monkeypatch.setattr(triton, "__version__", "9.9.9")
-    assert ops._direct_launcher(launch, 4, compiled) is None
+    assert launches.direct_launcher(launch, 4, compiled) is None

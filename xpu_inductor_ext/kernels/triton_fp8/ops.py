@@ -9,7 +9,7 @@ import functools
 import math
 import os
 from dataclasses import dataclass
-from typing import Callable, Optional
+from typing import Optional
 
 import torch
 import triton
@@ -17,6 +17,7 @@ import triton
 from ...formats import FP8_LAYOUT
 from ..weight_cache import MISSING, TensorLru, holds_values
 from . import kernels
+from .launches import KernelLaunch, call_key, launch_cache, run_launch, tensor_descriptor
 from .validation import (
     BLOCK_SCALED_OP,
     SCALE_BLOCK,
@@ -362,7 +363,7 @@ def can_use_descriptors(*tensors) -> bool:
         return False
     if tensors[0].device.type != "cuda" or _interpreting():
         return False
-    if _cuda_capability(tensors[0].device)[0] < 9 or _tensor_descriptor() is None:
+    if _cuda_capability(tensors[0].device)[0] < 9 or tensor_descriptor() is None:
         return False
     return all(t.stride(-1) == 1 and (t.stride(0) * t.element_size()) % 16 == 0 and t.data_ptr() % 16 == 0
                for t in tensors)
@@ -372,133 +373,6 @@ def can_use_descriptors(*tensors) -> bool:
 def _cuda_capability(device: torch.device) -> tuple:
     """Compute capability of a CUDA device (cached: asked on every eager launch)."""
     return tuple(torch.cuda.get_device_capability(device))
-
-
-@functools.lru_cache(maxsize=None)
-def _tensor_descriptor():
-    try:
-        from triton.tools.tensor_descriptor import TensorDescriptor
-    except ImportError:
-        return None
-    return TensorDescriptor
-
-
-@dataclass
-class KernelLaunch:
-    """One kernel launch fixed by a call key (`call_key`): the kernel, its grid, the integer
-    arguments after the tensors, the constexprs and launch options; for a split-K main kernel the
-    fp32 partials' shape and the reduction's launch (else None: the kernel writes the output); how
-    the first two tensors become TMA descriptors (None: pointers). `direct` is filled by the
-    first launch (`_launch`)."""
-
-    kernel: object
-    grid: object
-    ints: tuple
-    meta: dict = dataclasses.field(compare=False)
-    partials: Optional[tuple] = None
-    reduction: Optional["KernelLaunch"] = None
-    descriptor_blocks: Optional[tuple] = None  # block shapes of the first two tensors' TMA descriptors
-    direct: Optional[Callable] = dataclasses.field(default=None, compare=False, repr=False)
-
-
-DIRECT_LAUNCH = True  # relaunch a call key's compiled kernel past triton's per-call binding (`_direct_launcher`)
-DIRECT_LAUNCH_TRITON = ("3.6.",)  # triton versions whose CompiledKernel launcher the direct launch follows
-
-
-def _launch(launch: KernelLaunch, args: tuple) -> None:
-    """Launch `launch.kernel` on `args` (positional: tensors, then `launch.ints`), directly where
-    an earlier launch left a direct launcher."""
-    if launch.direct is not None:
-        launch.direct(args)
-        return
-    compiled = launch.kernel[launch.grid](*args, **launch.meta)
-    launch.direct = _direct_launcher(launch, len(args), compiled)
-
-
-def _direct_launcher(launch: KernelLaunch, positional: int, compiled) -> Optional[Callable]:
-    """A function launching `compiled` (what `launch.kernel[grid](...)` returned) again on new
-    arguments of the same call key, past triton's per-call binding, specialization and cache
-    lookup: what `JITFunction.run` does once it has found the kernel, with the same arguments
-    (positional, then each remaining parameter's constexpr in signature order). The call key
-    fixes everything the kernel was specialized on (shapes, strides, 16-byte alignment, dtypes,
-    device). None where not known to match: an autotuned kernel or a grid function, another
-    triton version, a compiled kernel without the CUDA launcher (the interpreter, other GPUs)."""
-    if not DIRECT_LAUNCH or not triton.__version__.startswith(DIRECT_LAUNCH_TRITON):
-        return None
-    if not isinstance(launch.kernel, triton.runtime.JITFunction) or callable(launch.grid):
-        return None
-    target = getattr(getattr(compiled, "metadata", None), "target", None)
-    if getattr(target, "backend", None) != "cuda":
-        return None
-    params = launch.kernel.params[positional:]
-    if not all(p.name in launch.meta or p.has_default for p in params):
-        return None
-    tail = tuple(launch.meta[p.name] if p.name in launch.meta else p.default for p in params)
-    grid = tuple(launch.grid) + (1,) * (3 - len(launch.grid))
-    from triton import knobs
-    from triton.runtime import driver
-
-    active = driver.active
-    run, function, packed = compiled.run, compiled.function, compiled.packed_metadata
-
-    def relaunch(args: tuple) -> None:
-        stream = active.get_current_stream(active.get_current_device())
-        full = (*args, *tail)
-        run(*grid, stream, function, packed, compiled.launch_metadata(grid, stream, *full),
-            knobs.runtime.launch_enter_hook, knobs.runtime.launch_exit_hook, *full)
-
-    return relaunch
-
-
-def call_key(*args) -> Optional[tuple]:
-    """What fixes a call's launches: each tensor's shape, strides, dtype, device and 16-byte
-    alignment (TMA), the other arguments as given; None in a trace (fake tensors hold no values)."""
-    key = []
-    for a in args:
-        if isinstance(a, torch.Tensor):
-            if not holds_values(a):
-                return None
-            a = (a.shape, a.stride(), a.dtype, a.device, a.data_ptr() % 16 == 0)
-        key.append(a)
-    return tuple(key)
-
-
-class LaunchCache:
-    """KernelLaunch per call key, for the LAUNCH_CACHE_SIZE keys met last: an eager call whose key was
-    seen skips validation and planning (both depend on nothing else)."""
-
-    def __init__(self, size: int) -> None:
-        self._size = size
-        self._launches: dict = {}
-
-    def get(self, key: Optional[tuple]) -> Optional[KernelLaunch]:
-        return None if key is None else self._launches.get(key)
-
-    def put(self, key: Optional[tuple], launch: KernelLaunch) -> None:
-        if key is None:
-            return
-        if len(self._launches) >= self._size:
-            self._launches.pop(next(iter(self._launches)))
-        self._launches[key] = launch
-
-
-LAUNCH_CACHE_SIZE = 4096
-launch_cache = LaunchCache(LAUNCH_CACHE_SIZE)
-
-
-def run_launch(launch: KernelLaunch, tensors: list, out: torch.Tensor, bias: Optional[torch.Tensor]) -> torch.Tensor:
-    """Run `launch` on its input tensors (the kernel's leading pointer arguments; the first two
-    as TMA descriptors where it says so), writing `out` (or the partials, then the reduction
-    adding `bias`)."""
-    if launch.descriptor_blocks is not None:
-        descriptor = _tensor_descriptor()
-        tensors[0] = descriptor.from_tensor(tensors[0], list(launch.descriptor_blocks[0]))
-        tensors[1] = descriptor.from_tensor(tensors[1], list(launch.descriptor_blocks[1]))
-    target = out if launch.partials is None else torch.empty(launch.partials, dtype=torch.float32, device=out.device)
-    _launch(launch, (*tensors, target, *launch.ints))
-    if launch.reduction is not None:
-        _launch(launch.reduction, (target, bias if bias is not None else target, out, *launch.reduction.ints))
-    return out
 
 
 def launch_weight_only(x, w, w_scale, bias, block_n, block_k, scale_mode, plan: Optional[DecodePlan] = None):
@@ -663,7 +537,7 @@ def block_scaled_launch(a, b, a_scale, b_scale, bias, group_n, group_k, config: 
     def grid(cfg):
         return (_cdiv(m, cfg["BLOCK_M"]) * _cdiv(n, cfg["BLOCK_N"]), split_k)
 
-    if "BLOCK_M" in meta:  # a fixed config: its grid as numbers (what `_direct_launcher` takes)
+    if "BLOCK_M" in meta:  # a fixed config: its grid as numbers (what `direct_launcher` takes)
         grid = grid(meta)
     ints = (m, n, k, _m_bucket(m), k_per_split, a.stride(0), a.stride(1), b.stride(0), b.stride(1),
             a_scale.stride(0), a_scale.stride(1), b_scale.stride(0), b_scale.stride(1), m * n, n, 1)
