@@ -45,7 +45,8 @@ class KernelLaunch:
     direct: Optional[Callable] = dataclasses.field(default=None, compare=False, repr=False)
 
 
-DIRECT_LAUNCH = True  # relaunch a call key's compiled kernel past triton's binding (`direct_launcher`; read at its first launch)
+# Relaunch a call key's compiled kernel past triton's binding (`direct_launcher`); read at its first launch.
+DIRECT_LAUNCH = True
 DIRECT_LAUNCH_TRITON = ("3.6.",)  # triton versions whose CompiledKernel launcher the direct launch follows
 
 

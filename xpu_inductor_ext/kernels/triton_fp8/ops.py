@@ -385,7 +385,8 @@ def launch_weight_only(x, w, w_scale, bias, block_n, block_k, scale_mode, plan: 
     return run_launch(launch, [x, w, w_scale, bias if bias is not None else w_scale], out, bias)
 
 
-def weight_only_launch(x, w, w_scale, bias, block_n, block_k, scale_mode, plan: Optional[DecodePlan] = None) -> KernelLaunch:
+def weight_only_launch(x, w, w_scale, bias, block_n, block_k, scale_mode,
+                       plan: Optional[DecodePlan] = None) -> KernelLaunch:
     """The weight-only kernel launch for these inputs: the autotuned tiles above DECODE_MAX_M,
     else `plan` or the default decode plan."""
     m, k = x.shape
@@ -425,11 +426,13 @@ def weight_only_launch(x, w, w_scale, bias, block_n, block_k, scale_mode, plan: 
     else:
         kernel = kernels.fp8_weight_only_kernel
         ints = (m, n, k, _m_bucket(m), *ints[3:])
-        scale_on_x = scale_mode == SCALE_BLOCK and plan.mma_mode == MMA_FMA and gemv_scales_x(plan.block_n, scale_block_n)
+        scale_on_x = (scale_mode == SCALE_BLOCK and plan.mma_mode == MMA_FMA
+                      and gemv_scales_x(plan.block_n, scale_block_n))
         meta.update(MMA_MODE=plan.mma_mode, GROUP_M=1, SCALE_ON_X=scale_on_x, LOAD_STAGES=plan.load_stages)
     if split_k == 1:
         return KernelLaunch(kernel, grid, ints, meta)
-    return KernelLaunch(kernel, grid, ints, meta, (split_k, m, n), reduction_launch(split_k, m, n, bias is not None, pdl))
+    reduction = reduction_launch(split_k, m, n, bias is not None, pdl)
+    return KernelLaunch(kernel, grid, ints, meta, (split_k, m, n), reduction)
 
 
 def split_k_ranges(k: int, split_k: int, step_k: int) -> tuple:
