@@ -432,7 +432,7 @@ def test_repeated_calls_reuse_their_launch_with_the_new_tensors():
     assert len(ops.launch_cache._launches) == first + 2
 
 
-def test_launch_cache_keeps_the_keys_met_last():
+def test_launch_cache_drops_the_first_key_met_when_full():
     cache = launches.LaunchCache(2)
     made = [launches.KernelLaunch(None, (1,), (i,), {}) for i in range(3)]
     for i, launch in enumerate(made):

@@ -109,8 +109,8 @@ def call_key(*args) -> Optional[tuple]:
 
 
 class LaunchCache:
-    """KernelLaunch per call key, for the LAUNCH_CACHE_SIZE keys met last: an eager call whose key was
-    seen skips validation and planning (both depend on nothing else)."""
+    """KernelLaunch per call key, at most `size` keys (the first met is dropped first): an eager
+    call whose key was seen skips validation and planning (both depend on nothing else)."""
 
     def __init__(self, size: int) -> None:
         self._size = size

@@ -567,9 +567,9 @@ def _weight_only_op(x: torch.Tensor, w: torch.Tensor, w_scale: torch.Tensor, bia
 
 
 def _codes_finite_if_asked(x: torch.Tensor, w: torch.Tensor) -> Optional[bool]:
-    """`weight_codes_finite(w)` where the launch depends on it (an fp8 weight, bf16 activations on
-    CUDA: the widening, the split MMA), else None."""
-    if w.dtype not in FP8_LAYOUT or not _bf16_on_cuda(x, WIDEN_BITS_MIN_CAPABILITY):
+    """`weight_codes_finite(w)` where the launch depends on it (a 2-D fp8 weight, bf16 activations
+    on CUDA: the widening, the split MMA), else None (asked before validation: any input comes)."""
+    if w.dim() != 2 or w.dtype not in FP8_LAYOUT or not _bf16_on_cuda(x, WIDEN_BITS_MIN_CAPABILITY):
         return None
     return weight_codes_finite(w)
 
