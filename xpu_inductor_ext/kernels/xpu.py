@@ -5,8 +5,8 @@ row-major ``[N, K]`` weight, scales are contiguous float32 and never None, ``out
 passed. The library registers no fake kernels, so :func:`register_fake_kernels` supplies them
 once the probe has found it. Block-scaled weights need their scale ``[N/g, K/g]`` as a contiguous
 ``[K/g, N/g]``: that transpose is made once per weight scale (:data:`block_scales_kn`), inside two
-``xpu_quant`` custom ops that the compiled graphs call (a transpose traced into the graph would
-run on every call).
+``xpu_quant`` ops that the compiled graphs call (a transpose traced into the graph would run on
+every call), registered straight with the dispatcher (`dispatcher_ops`).
 """
 
 from __future__ import annotations
@@ -18,6 +18,7 @@ import torch
 
 from ..ops import BLOCK_SCALED_MM, SCALED_MM, WEIGHT_ONLY_MM
 from . import platform
+from .dispatcher_ops import define_op
 from .registry import Candidate
 from .weight_cache import DerivedCache
 
@@ -57,30 +58,31 @@ block_scales_kn = DerivedCache(lambda s: s.float().t().contiguous(), SCALE_LAYOU
 """A weight's block scales ``[N/g, K/g]`` as the contiguous float32 ``[K/g, N/g]`` both GEMMs take."""
 
 
-@torch.library.custom_op("xpu_quant::xpu_fp8_gemm_blocks", mutates_args=())
-def xpu_fp8_gemm_blocks(a: torch.Tensor, b: torch.Tensor, scale_a: torch.Tensor, scale_b: torch.Tensor,
-                        bias: Optional[torch.Tensor], out_dtype: torch.dtype) -> torch.Tensor:
+def _gemm_blocks(a: torch.Tensor, b: torch.Tensor, scale_a: torch.Tensor, scale_b: torch.Tensor,
+                 bias: Optional[torch.Tensor], out_dtype: torch.dtype) -> torch.Tensor:
     """Block mode of ``_xpu_C.fp8_gemm``: A_scale ``[M, K/gk]``, B_scale ``[K/gk, N/gn]`` contiguous."""
     return torch.ops._xpu_C.fp8_gemm(a.contiguous(), b.contiguous().t(), out_dtype, scale_a.float().contiguous(),
                                      block_scales_kn(scale_b), _bias(bias, out_dtype))
 
 
-@xpu_fp8_gemm_blocks.register_fake
-def _(a, b, scale_a, scale_b, bias, out_dtype):
+def _gemm_blocks_fake(a, b, scale_a, scale_b, bias, out_dtype):
     return a.new_empty((*a.shape[:-1], b.shape[0]), dtype=out_dtype)
 
 
-@torch.library.custom_op("xpu_quant::xpu_fp8_gemm_w8a16_blocks", mutates_args=())
-def xpu_fp8_gemm_w8a16_blocks(x: torch.Tensor, w: torch.Tensor, w_scale: torch.Tensor,
-                              bias: Optional[torch.Tensor]) -> torch.Tensor:
+def _gemm_w8a16_blocks(x: torch.Tensor, w: torch.Tensor, w_scale: torch.Tensor,
+                       bias: Optional[torch.Tensor]) -> torch.Tensor:
     """``_xpu_C.fp8_gemm_w8a16`` with square block scales, B_scale ``[K/g, N/g]`` contiguous."""
     return torch.ops._xpu_C.fp8_gemm_w8a16(x.contiguous(), w.contiguous().t(), block_scales_kn(w_scale),
                                            _bias(bias, x.dtype))
 
 
-@xpu_fp8_gemm_w8a16_blocks.register_fake
-def _(x, w, w_scale, bias):
+def _gemm_w8a16_blocks_fake(x, w, w_scale, bias):
     return x.new_empty((*x.shape[:-1], w.shape[0]))
+
+
+xpu_fp8_gemm_blocks = define_op("xpu_quant::xpu_fp8_gemm_blocks", _gemm_blocks, _gemm_blocks_fake)
+xpu_fp8_gemm_w8a16_blocks = define_op("xpu_quant::xpu_fp8_gemm_w8a16_blocks", _gemm_w8a16_blocks,
+                                      _gemm_w8a16_blocks_fake)
 
 
 def xpu_block_scaled_mm(a, b, scale_a, scale_b, bias, out_dtype, group_n, group_k):

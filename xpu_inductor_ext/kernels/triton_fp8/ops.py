@@ -15,6 +15,7 @@ import torch
 import triton
 
 from ...formats import FP8_LAYOUT
+from ..dispatcher_ops import define_op
 from ..weight_cache import MISSING, TensorLru, holds_values
 from . import kernels
 from .launches import KernelLaunch, call_key, launch_cache, run_launch, tensor_descriptor
@@ -598,23 +599,9 @@ def _block_scaled_fake(a, b, scale_a, scale_b, bias, out_dtype, group_n, group_k
     return a.new_empty((a.shape[0], b.shape[0]), dtype=out_dtype)
 
 
-_LIBRARIES = []  # keeps the op registrations alive
-
-
 def register() -> None:
-    """Define both `xpu_quant` Triton ops (call once; the package guards repeats).
-
-    They are registered with the dispatcher directly, one kernel for every backend, plus a fake
-    that validates: `torch.library.custom_op`/`triton_op` wrap each call in autograd and checking
-    layers that cost 50-500 us of host time per call (H200 host, torch 2.11), more than the
-    kernels at decode. Inductor calls them as opaque ops, at run time, with real tensors: plans
-    see the values they need (PDL, TMA, the weight's codes).
-    """
-    lib = torch.library.Library("xpu_quant", "FRAGMENT")
-    for qualname, impl, fake in ((WEIGHT_ONLY_OP, _weight_only_op, _weight_only_fake),
-                                 (BLOCK_SCALED_OP, _block_scaled_op, _block_scaled_fake)):
-        name = qualname.split("::")[1]
-        lib.define(name + torch.library.infer_schema(impl, mutates_args=()))
-        lib.impl(name, impl, "CompositeExplicitAutograd")
-        torch.library.register_fake(qualname, fake, lib=lib)
-    _LIBRARIES.append(lib)
+    """Define both `xpu_quant` Triton ops (call once; the package guards repeats) as plain
+    dispatcher ops with validating fakes (`dispatcher_ops.define_op`): compiled graphs call them
+    at run time with real tensors, so plans see the values they need (PDL, TMA, the weight's codes)."""
+    define_op(WEIGHT_ONLY_OP, _weight_only_op, _weight_only_fake)
+    define_op(BLOCK_SCALED_OP, _block_scaled_op, _block_scaled_fake)
