@@ -19,6 +19,7 @@ import torch
 triton = pytest.importorskip("triton")
 import triton.language as tl  # noqa: E402
 
+from xpu_inductor_ext.kernels import platform  # noqa: E402
 from xpu_inductor_ext.kernels.triton_fp8 import fp8_weight_only_mm, kernels, ops  # noqa: E402
 from xpu_inductor_ext.kernels.triton_fp8.validation import SCALE_PER_CHANNEL  # noqa: E402
 from test_triton_fp8 import (  # noqa: E402
@@ -172,7 +173,7 @@ def on_fake_sm(monkeypatch):
     monkeypatch.setattr(ops, "_interpreting", lambda: False)
 
     def capability(cap):
-        monkeypatch.setattr(ops, "_cuda_capability", lambda device: cap)
+        monkeypatch.setattr(platform, "cuda_capability", lambda device: cap)
     capability((9, 0))
     return SimpleNamespace(dtype=torch.bfloat16, device=torch.device("cuda", 0)), capability
 

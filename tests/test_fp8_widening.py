@@ -18,6 +18,7 @@ import torch
 
 pytest.importorskip("triton")
 
+from xpu_inductor_ext.kernels import platform  # noqa: E402
 from xpu_inductor_ext.kernels.triton_fp8 import kernels, ops  # noqa: E402
 
 E4M3, E5M2 = torch.float8_e4m3fn, torch.float8_e5m2
@@ -119,7 +120,7 @@ def test_decode_kernel_widens_on_integer_and_fma_pipes_not_the_conversion_unit()
 def on_fake_sm90(monkeypatch):
     """widen_mode() as it decides on an sm_90 GPU, for a stand-in bf16 CUDA activation."""
     monkeypatch.setattr(ops, "_interpreting", lambda: False)
-    monkeypatch.setattr(ops, "_cuda_capability", lambda device: (9, 0))
+    monkeypatch.setattr(platform, "cuda_capability", lambda device: (9, 0))
     return SimpleNamespace(dtype=torch.bfloat16, device=torch.device("cuda", 0))
 
 
@@ -128,7 +129,7 @@ def test_widen_mode_takes_bits_only_for_bf16_on_cuda(on_fake_sm90, monkeypatch):
     assert ops.widen_mode(on_fake_sm90, w) == ops.WIDEN_BITS
     assert ops.widen_mode(SimpleNamespace(dtype=torch.float16, device=on_fake_sm90.device), w) == ops.WIDEN_CAST
     assert ops.widen_mode(torch.randn(2, 64).to(torch.bfloat16), w) == ops.WIDEN_CAST  # a CPU tensor
-    monkeypatch.setattr(ops, "_cuda_capability", lambda device: (7, 5))  # no bf16x2 fma
+    monkeypatch.setattr(platform, "cuda_capability", lambda device: (7, 5))  # no bf16x2 fma
     assert ops.widen_mode(on_fake_sm90, w) == ops.WIDEN_CAST
 
 

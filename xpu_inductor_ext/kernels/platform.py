@@ -60,8 +60,10 @@ def cuda_fp8(device: torch.device) -> tuple[bool, str]:
     return True, f"CUDA compute capability {cap}"
 
 
+@functools.lru_cache(maxsize=None)
 def cuda_capability(device: torch.device) -> tuple[int, int] | None:
-    """Compute capability of a CUDA device, or None for other devices."""
+    """Compute capability of a CUDA device, or None for other devices (cached: eager Triton calls
+    ask it on every call)."""
     if device.type != "cuda" or not torch.cuda.is_available():
         return None
     return torch.cuda.get_device_capability(device)

@@ -27,12 +27,7 @@ def holds_values(t) -> bool:
 def version_or_none(t: torch.Tensor) -> Optional[int]:
     """The tensor's version counter; None for inference tensors, which keep none (asked first:
     reading theirs raises, which costs about 20 us)."""
-    if t.is_inference():
-        return None
-    try:
-        return t._version
-    except RuntimeError:
-        return None
+    return None if t.is_inference() else t._version
 
 
 def tensor_key(t: torch.Tensor) -> tuple:

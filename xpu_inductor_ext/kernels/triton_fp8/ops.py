@@ -15,6 +15,7 @@ import torch
 import triton
 
 from ...formats import FP8_LAYOUT
+from .. import platform
 from ..dispatcher_ops import define_op
 from ..weight_cache import MISSING, TensorLru, holds_values
 from . import kernels
@@ -38,6 +39,7 @@ MMA_FP8_SPLIT = 3  # acc[N, M] += w @ split(x).T on the fp8 MMA (kernels.fp8_wei
 WIDEN_CAST = 0  # w.to(x.dtype): portable (Intel's Triton, the interpreter, fp16/fp32 activations)
 WIDEN_BITS = 1  # inline PTX bit moves + one exact multiply: bf16 activations on CUDA sm80+
 WIDEN_BITS_MIN_CAPABILITY = (8, 0)  # fma.rn.bf16x2
+TMA_MIN_CAPABILITY = (9, 0)  # bulk tensor copies (tensor descriptors)
 SPLIT_MMA_MIN_CAPABILITY = (9, 0)  # fp8 MMA exists from 8.9 (Ada); the split MMA was measured faster on an H200 only
 
 # The exact two-term e4m3 split of bf16 activations (kernels._split_bf16_rows): a row's largest
@@ -278,7 +280,7 @@ def _runs_ptx(t: torch.Tensor, min_capability: tuple) -> bool:
     under the interpreter, not on ROCm)."""
     if t.device.type != "cuda" or torch.version.hip or _interpreting():
         return False
-    return _cuda_capability(t.device) >= min_capability
+    return platform.cuda_capability(t.device) >= min_capability
 
 
 def _split_mma_fits(n: int, k: int, scale_block_k: int, num_sms: int) -> bool:
@@ -362,18 +364,10 @@ def can_use_descriptors(*tensors) -> bool:
     last stride and 16-byte aligned bases and row strides."""
     if not all(holds_values(t) for t in tensors):
         return False
-    if tensors[0].device.type != "cuda" or _interpreting():
-        return False
-    if _cuda_capability(tensors[0].device)[0] < 9 or tensor_descriptor() is None:
+    if not _runs_ptx(tensors[0], TMA_MIN_CAPABILITY) or tensor_descriptor() is None:
         return False
     return all(t.stride(-1) == 1 and (t.stride(0) * t.element_size()) % 16 == 0 and t.data_ptr() % 16 == 0
                for t in tensors)
-
-
-@functools.lru_cache(maxsize=None)
-def _cuda_capability(device: torch.device) -> tuple:
-    """Compute capability of a CUDA device (cached: asked on every eager launch)."""
-    return tuple(torch.cuda.get_device_capability(device))
 
 
 def launch_weight_only(x, w, w_scale, bias, block_n, block_k, scale_mode, plan: Optional[DecodePlan] = None):
