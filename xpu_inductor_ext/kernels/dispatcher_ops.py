@@ -5,7 +5,8 @@ of a compiled model. `torch.library.custom_op` (and `triton_op`, built on it) wr
 its autograd and checking layers. A call of a trivial op costs 10.9-20.4 µs that way against
 7.1-7.9 µs here on the H200 host with torch 2.11, and 7.5-13.4 against 4.5-4.7 on the dev CPU
 with torch 2.13 (`benchmarks/bench_op_dispatch.py`; benchmarks/RESULTS.md). `define_op`
-registers one kernel for every backend (`CompositeExplicitAutograd`) plus a fake. The graphs are inference graphs, so no autograd formula is needed.
+registers one kernel for every backend (`CompositeExplicitAutograd`) plus a fake. The graphs
+are inference graphs, so no autograd formula is needed.
 """
 
 from __future__ import annotations
