@@ -68,13 +68,16 @@ def decoder_ab(bb, ops):
     chosen = ops.split_mma_available
     for label, available in (("with the split MMA", chosen), ("without it", lambda x, w: False)):
         ops.split_mma_available = available
+        ops.launch_cache.clear()  # launches built under the other choice
         print(f"decoder, {label}:\n{bb.decoder_decode_step()}", flush=True)
     ops.split_mma_available = chosen
     default_min_m = ops.DESCRIPTOR_MIN_M
     ops.DESCRIPTOR_MIN_M = POINTER_LOADS_BELOW_M
+    ops.launch_cache.clear()
     print(f"decoder, block-scaled W8A8 with pointer loads below M = {POINTER_LOADS_BELOW_M}:\n"
           f"{bb.decoder_decode_step()}", flush=True)
     ops.DESCRIPTOR_MIN_M = default_min_m
+    ops.launch_cache.clear()
 
 
 W8A8_SHAPES = [(4096, 4096), (6144, 4096), (14336, 4096), (4096, 14336), (8192, 8192)]  # (N, K)

@@ -116,7 +116,6 @@ def prefill_block(limits):
 
 
 @torch.inference_mode()
-@torch.inference_mode()
 def decode_block(limits):
     """Block W8A8 at decode sizes: the compiled block dequant-matmul (the Triton decode plan at
     M <= 16) against calling cuBLASLt's blockwise ``_scaled_mm`` directly (M a multiple of 4) and the
@@ -147,6 +146,7 @@ def decode_block(limits):
                          "floor", "ours/floor", "_scaled_mm/ours", "bf16/ours", "rel err", "kernel"], rows)
 
 
+@torch.inference_mode()
 def cublas_blockwise_m_probe(n=4096, k=4096):
     """Which token counts cuBLASLt's blockwise FP8 GEMM accepts (it answers NOT_SUPPORTED for some)."""
     w8, ws = quantize_per_block(torch.randn(n, k, device=DEV) * 0.02, BLOCK)

@@ -63,5 +63,15 @@ def compile_quant(tmp_path):
 
 
 @pytest.fixture(autouse=True)
+def _fresh_launch_cache():
+    """Each test plans its own Triton launches: tests patch what plans read (see LaunchCache)."""
+    import sys
+
+    launches = sys.modules.get("xpu_inductor_ext.kernels.triton_fp8.launches")
+    if launches is not None:
+        launches.launch_cache.clear()
+
+
+@pytest.fixture(autouse=True)
 def _seed():
     torch.manual_seed(1234)

@@ -407,7 +407,7 @@ def test_block_scaled_rejects_bad_inputs(arg, override, rule):
 def test_repeated_calls_reuse_their_launch_with_the_new_tensors():
     """A second call with the same shapes takes the cached launch (no validation, no planning) but
     reads its own tensors; other shapes, strides or dtypes plan anew."""
-    m, n, k = 3, 320, 768  # sizes no other test uses: the first call adds a launch
+    m, n, k = 3, 320, 768  # the cache starts empty (conftest): the first call adds a launch
     before = len(ops.launch_cache._launches)
     for trial in range(3):
         x = (torch.randn(m, k) / 10).to(torch.bfloat16)

@@ -110,7 +110,9 @@ def call_key(*args) -> Optional[tuple]:
 
 class LaunchCache:
     """KernelLaunch per call key, at most `size` keys (the first met is dropped first): an eager
-    call whose key was seen skips validation and planning (both depend on nothing else)."""
+    call whose key was seen skips validation and planning (both depend on nothing else). Module
+    knobs that plans read (`ops.PDL`, `ops.DESCRIPTOR_MIN_M`, `DIRECT_LAUNCH`, a patched plan
+    function) take effect for launches built after them: `clear()` after changing one."""
 
     def __init__(self, size: int) -> None:
         self._size = size
@@ -118,6 +120,9 @@ class LaunchCache:
 
     def get(self, key: Optional[tuple]) -> Optional[KernelLaunch]:
         return None if key is None else self._launches.get(key)
+
+    def clear(self) -> None:
+        self._launches.clear()
 
     def put(self, key: Optional[tuple], launch: KernelLaunch) -> None:
         if key is None:

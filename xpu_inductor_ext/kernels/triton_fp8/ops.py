@@ -549,7 +549,7 @@ def block_scaled_launch(a, b, a_scale, b_scale, bias, group_n, group_k, config: 
 
 def _weight_only_op(x: torch.Tensor, w: torch.Tensor, w_scale: torch.Tensor, bias: Optional[torch.Tensor],
                     block_n: int, block_k: int) -> torch.Tensor:
-    key = call_key(WEIGHT_ONLY_OP, x, w, w_scale, bias, block_n, block_k, PDL, _codes_finite_if_asked(x, w))
+    key = call_key(WEIGHT_ONLY_OP, x, w, w_scale, bias, block_n, block_k, _codes_finite_if_asked(x, w))
     launch = launch_cache.get(key)
     if launch is None:
         scale_mode = check_weight_only(x, w, w_scale, bias, block_n, block_k)
@@ -571,7 +571,7 @@ def _codes_finite_if_asked(x: torch.Tensor, w: torch.Tensor) -> Optional[bool]:
 
 def _block_scaled_op(a: torch.Tensor, b: torch.Tensor, scale_a: torch.Tensor, scale_b: torch.Tensor,
                      bias: Optional[torch.Tensor], out_dtype: torch.dtype, group_n: int, group_k: int) -> torch.Tensor:
-    key = call_key(BLOCK_SCALED_OP, a, b, scale_a, scale_b, bias, out_dtype, group_n, group_k, PDL)
+    key = call_key(BLOCK_SCALED_OP, a, b, scale_a, scale_b, bias, out_dtype, group_n, group_k)
     launch = launch_cache.get(key)
     if launch is None:
         check_block_scaled(a, b, scale_a, scale_b, bias, out_dtype, group_n, group_k)
