@@ -53,7 +53,13 @@ def compile_quant(fn, **options):
 
 
 def last_kernels():
-    return sorted({e["kernel"] for e in xpu_inductor_ext.reports()[-1]["fused"]})
+    """The kernels of the last compiled graph, each with who launches it (the op at run time, or
+    Inductor where the launch is fixed in the graph) where that applies."""
+    names = set()
+    for entry in xpu_inductor_ext.reports()[-1]["fused"]:
+        launch = entry.get("launch")
+        names.add(entry["kernel"] + (f" ({launch['by']})" if launch else ""))
+    return sorted(names)
 
 
 COPIES = 4

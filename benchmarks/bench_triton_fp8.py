@@ -248,6 +248,37 @@ def check_compiled_ops(tf):
     print(f"  torch.compile(block-scaled) M=256: rel err vs eager {err:.1e}")
 
 
+def check_graph_launches():
+    """Models compiled with backend="xpu_quant" whose decode launches Inductor makes itself
+    (fixed in the graph; option graph_launch) against eager, and who launched each kernel.
+    Returns the number of failures."""
+    import xpu_inductor_ext
+    from xpu_inductor_ext.nn import convert_linears_to_fp8
+
+    failures = 0
+    cases = [("weight_only", "channel", ACT, (1, 2), "inductor"), ("weight_only", "channel", torch.float16, (4, 16), "inductor"),
+             ("weight_only", "block", ACT, (1, 2), "inductor"), ("weight_only", "channel", ACT, (4,), "op"),
+             ("dynamic", "block", ACT, (1, 8, 16), "inductor")]
+    for mode, scale, dtype, ms, expected in cases:
+        for n, k, bias in ((4096, 4096, False), (1000, 1408, True)):
+            if scale == "block" and (n % GROUP or k % GROUP):
+                continue
+            torch._dynamo.reset()
+            model = torch.nn.Sequential(torch.nn.Linear(k, n, bias=bias)).to("cuda", dtype)
+            convert_linears_to_fp8(model, mode=mode, scale=scale)
+            compiled = torch.compile(model, backend="xpu_quant", dynamic=False)
+            for m in ms:
+                x = (torch.randn(m, k, device="cuda") / 10).to(dtype)
+                with torch.inference_mode():
+                    err = rel_err(compiled(x), model(x))
+                launches = {e.get("launch", {}).get("by") for e in xpu_inductor_ext.reports()[-1]["fused"]}
+                ok = err < 1e-2 and launches == {expected}
+                failures += not ok
+                print(f"  graph launch {mode}/{scale} {str(dtype)[6:]} M={m} N={n} K={k} bias={bias}: rel err vs eager "
+                      f"{err:.1e}, launched by {sorted(map(str, launches))}{'' if ok else '  FAIL'}")
+    return failures
+
+
 def print_table(title, header, rows):
     print(f"\n{title}")
     widths = [max(len(str(c)) for c in col) for col in zip(header, *rows)]
@@ -474,7 +505,7 @@ def main() -> int:
           f"{datetime.datetime.now().isoformat(timespec='seconds')}")
     torch.manual_seed(0)
     ceil = measure_ceilings()
-    failures = check_every_fp8_code(tf) + check_correctness(tf)
+    failures = check_every_fp8_code(tf) + check_correctness(tf) + check_graph_launches()
     print(f"[{time.time() - start:.0f} s]")
     guarded(check_compiled_ops, tf)
     if args.sweep:

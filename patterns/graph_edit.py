@@ -14,11 +14,13 @@ from torch._inductor.pattern_matcher import Match, MatchContext
 from torch.fx import Node
 
 
-def replace_with_function(node: Node, fn: Callable, args: Sequence) -> Node:
+def replace_with_function(node: Node, fn: Callable, args: Sequence, mutating: bool = False) -> Node:
     """Replace ``node`` (all its uses) by ``fn(*args)`` traced into the graph.
 
     ``args`` may mix graph nodes (their ``meta["val"]`` drives tracing) and constants (dtypes,
-    ints, None), which are bound into the traced function.
+    ints, None), which are bound into the traced function. ``mutating``: ``fn`` writes tensors
+    in place (user-defined Triton kernels filling the buffers it returns); the replacement then
+    skips the functional passes, whose dead-code elimination would drop those writes.
     """
     positions = [i for i, a in enumerate(args) if isinstance(a, Node)]
     node_args = [args[i] for i in positions]
@@ -36,7 +38,7 @@ def replace_with_function(node: Node, fn: Callable, args: Sequence) -> Node:
     graph = node.graph
     before = set(graph.nodes)
     with torch.no_grad():
-        match.replace_by_example(traced, node_args)
+        match.replace_by_example(traced, node_args, run_functional_passes=not mutating)
     added = [n for n in graph.nodes if n not in before]
     outputs = [n for n in added if any(u not in added for u in n.users)]
     return outputs[-1] if outputs else added[-1]

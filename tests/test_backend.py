@@ -131,7 +131,7 @@ def test_inspect_prints_the_report_as_a_table(compile_quant, capsys):
     assert cli_main(["inspect", str(compiled.dump_dir)]) == 0
     out = capsys.readouterr().out
     header = out.splitlines()[0].split()
-    assert header == ["graph", "pattern", "op", "kernel", "refused"]
+    assert header == ["graph", "pattern", "op", "kernel", "launch", "refused"]
     assert out.count("xpu_quant::fp8_scaled_mm") == 2 and "dequant_gemm" in out and "not CUDA" in out
 
 

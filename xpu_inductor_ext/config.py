@@ -26,6 +26,9 @@ class Config:
     """Kernel names tried first for every fused node they can implement (fallback logged)."""
     disable_kernels: tuple[str, ...] = ()
     """Kernel names never chosen (the decomposition cannot be disabled)."""
+    graph_launch: bool = True
+    """Let Inductor launch Triton decode kernels whose plan the graph fixes (less host time per step
+    without CUDA graphs); off: every Triton kernel runs through its op at run time."""
     dump_dir: str | None = None
     """Folder for per-graph dumps and report.json; setting it disables Inductor's caches."""
 

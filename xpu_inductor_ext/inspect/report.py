@@ -38,8 +38,10 @@ class CompileReport:
         self.near_misses.append({"pattern": pattern, "node": node.name, "reason": reason})
 
     def selected(self, node: Node, op: str, kernel: str, refused: list[dict], problem: dict,
-                 notes: list[str]) -> None:
-        """Record the kernel chosen for a fused node (one the user may have written directly)."""
+                 notes: list[str], launch: dict | None = None) -> None:
+        """Record the kernel chosen for a fused node (one the user may have written directly) and,
+        for kernels that can have their launches fixed in the graph, who launches them and why
+        (``{"by": "inductor" | "op", "reason": ...}``)."""
         entry = self._by_node.get(node.name)
         if entry is None:
             entry = {"pattern": "direct call", "op": op, "node": node.name, "replaced": None, "detail": {}}
@@ -47,6 +49,8 @@ class CompileReport:
         entry.update(kernel=kernel, refused=refused, problem=problem)
         if notes:
             entry["notes"] = notes
+        if launch is not None:
+            entry["launch"] = launch
 
     def pass_ran(self, name: str, matches: int, seconds: float) -> None:
         """Record one pass: its match count and wall time."""

@@ -21,11 +21,18 @@ def _refusals(entry: dict) -> str:
     return "; ".join(f"{r['kernel']}: {r['reason']}" for r in entry.get("refused", [])) or "-"
 
 
+def _launch(entry: dict) -> str:
+    launch = entry.get("launch")
+    return f"{launch['by']}: {launch['reason']}" if launch else "-"
+
+
 def report_table(reports: list[dict], verbose: bool = False) -> str:
-    """One row per fused node (graph, pattern, op, kernel, refusals), then the near misses."""
-    rows = [[r["graph"], e["pattern"], e["op"], e.get("kernel") or "-", _refusals(e)]
+    """One row per fused node (graph, pattern, op, kernel, who launches it and why, refusals),
+    then the near misses."""
+    rows = [[r["graph"], e["pattern"], e["op"], e.get("kernel") or "-", _launch(e), _refusals(e)]
             for r in reports for e in r["fused"]]
-    text = format_table(["graph", "pattern", "op", "kernel", "refused"], rows, 10_000 if verbose else 90)
+    text = format_table(["graph", "pattern", "op", "kernel", "launch", "refused"], rows,
+                        10_000 if verbose else 90)
     misses = [[r["graph"], m["pattern"], m["node"], m["reason"]] for r in reports for m in r["near_misses"]]
     if misses:
         text += "\n\nnear misses (left unfused):\n" + format_table(["graph", "pattern", "node", "reason"], misses,

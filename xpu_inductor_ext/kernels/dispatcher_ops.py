@@ -1,7 +1,8 @@
 """Kernel-side ops that compiled graphs call at run time, registered straight with the dispatcher.
 
 Our passes insert these ops after AOT, so Inductor calls each one as an opaque op on every step
-of a compiled model. `torch.library.custom_op` (and `triton_op`, built on it) wraps every call in
+of a compiled model (except the Triton decode launches that `triton_fp8.graph_launch` fixes in the
+graph, which Inductor makes itself). `torch.library.custom_op` (and `triton_op`, built on it) wraps every call in
 its autograd and checking layers. A call of a trivial op costs 10.9-20.4 µs that way against
 7.1-7.9 µs here on the H200 host with torch 2.11, and 7.5-13.4 against 4.5-4.7 on the dev CPU
 with torch 2.13 (`benchmarks/bench_op_dispatch.py`; benchmarks/RESULTS.md). `define_op`

@@ -44,6 +44,11 @@ class Candidate:
         """A plain-PyTorch function of the op's arguments that computes it with this kernel."""
         raise NotImplementedError
 
+    def lower_fixed(self, args: dict) -> tuple[Callable | None, str]:
+        """A function like ``lower``'s whose kernel launches are fixed at compile time, for Inductor
+        to make from its own code, given the node's (fake) arguments by name; or None, and why."""
+        return None, f"{self.name} has no fixed launches"
+
 
 _REGISTRY: dict[str, list[Candidate]] = {}
 

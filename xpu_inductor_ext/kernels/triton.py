@@ -53,6 +53,13 @@ class TritonFp8WeightOnly(_TritonCandidate):
     def lower(self, problem):
         return triton_weight_only_mm
 
+    def lower_fixed(self, args):
+        from .triton_fp8 import graph_launch
+
+        launch, why = graph_launch.fixed_weight_only_launch(
+            args["x"], args["w"], args["w_scale"], args["bias"], args["block_n"], args["block_k"])
+        return (graph_launch.weight_only_in_graph if launch is not None else None), why
+
 
 class TritonFp8BlockScaledMm(_TritonCandidate):
     """Block-scaled W8A8 GEMM on FP8 tensor cores."""
@@ -67,3 +74,11 @@ class TritonFp8BlockScaledMm(_TritonCandidate):
 
     def lower(self, problem):
         return triton_block_scaled_mm
+
+    def lower_fixed(self, args):
+        from .triton_fp8 import graph_launch
+
+        launch, why = graph_launch.fixed_block_scaled_launch(
+            args["a"], args["b"], args["scale_a"], args["scale_b"], args["bias"], args["out_dtype"],
+            args["group_n"], args["group_k"])
+        return (graph_launch.block_scaled_in_graph if launch is not None else None), why

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import torch
+from torch._higher_order_ops.triton_kernel_wrap import triton_kernel_wrapper_mutation
 from torch._inductor.custom_graph_pass import CustomGraphPass
 from torch.fx import Graph
 
@@ -63,6 +64,12 @@ def _summary(report: CompileReport) -> str:
     return text
 
 
+def _kept(node) -> bool:
+    """Dead-code elimination keeps impure nodes and the kernel launches fixed in the graph: a
+    user-defined Triton kernel node fills the buffer its users read and has no users itself."""
+    return node.is_impure() or node.target is triton_kernel_wrapper_mutation
+
+
 class XpuQuantPassManager(CustomGraphPass):
     """Pattern families -> kernel selection -> cleanup, with dumps and a report."""
 
@@ -84,7 +91,7 @@ class XpuQuantPassManager(CustomGraphPass):
             dumper.stage(f"after_{family.name}", graph)
         start = time.perf_counter()
         lowered = select_kernels(graph, self.config, report)
-        graph.eliminate_dead_code()
+        graph.eliminate_dead_code(is_impure_node=_kept)
         report.pass_ran("kernel_selection", lowered, time.perf_counter() - start)
         dumper.stage("after_kernel_selection", graph)
         dumper.report(report.to_json())

@@ -8,7 +8,7 @@ from torch.fx import Graph, Node
 from xpu_inductor_ext.patterns.graph_edit import replace_with_function
 
 from ..config import Config
-from ..kernels import OP_FUNCTIONS, linear_problem, select
+from ..kernels import OP_FUNCTIONS, Candidate, linear_problem, select
 
 
 def fused_op_name(node: Node) -> str | None:
@@ -29,9 +29,21 @@ def _bind(node: Node) -> tuple[list, dict]:
     return positional, values
 
 
+def graph_launch_refusal(config: Config) -> str | None:
+    """Why no kernel launch of this compile may be fixed in the graph (``Candidate.lower_fixed``),
+    or None."""
+    if not config.graph_launch:
+        return "option graph_launch is off"
+    if torch._inductor.config.triton.cudagraphs:
+        return ("Inductor's CUDA graphs (mode='reduce-overhead') replay the op's launches, host cost and all; "
+                "the op keeps PDL and tensor descriptors")
+    return None
+
+
 def select_kernels(graph: Graph, config: Config, report) -> int:
     """Replace every fused node by its selected kernel; returns how many were lowered."""
     count = 0
+    refusal = graph_launch_refusal(config)
     for node in list(graph.nodes):
         op = fused_op_name(node)
         if op is None:
@@ -40,7 +52,22 @@ def select_kernels(graph: Graph, config: Config, report) -> int:
         problem = linear_problem(op, values)
         device = next(v.device for v in values.values() if isinstance(v, torch.Tensor))
         selection = select(problem, device, config.force_kernels, config.disable_kernels)
-        report.selected(node, op, selection.chosen.name, selection.refused, problem.describe(), selection.notes)
-        replace_with_function(node, selection.chosen.lower(problem), positional)
+        lowered, launch = _lowering(selection.chosen, problem, values, refusal)
+        report.selected(node, op, selection.chosen.name, selection.refused, problem.describe(), selection.notes,
+                        launch)
+        replace_with_function(node, lowered, positional, mutating=launch is not None and launch["by"] == "inductor")
         count += 1
     return count
+
+
+def _lowering(chosen, problem, values: dict, refusal: str | None) -> tuple:
+    """The chosen kernel's function for this node, with its launches fixed in the graph where the
+    candidate can and the compile allows; and the report's launch entry (None: not applicable)."""
+    if type(chosen).lower_fixed is Candidate.lower_fixed:
+        return chosen.lower(problem), None
+    if refusal is not None:
+        return chosen.lower(problem), {"by": "op", "reason": refusal}
+    fixed, why = chosen.lower_fixed(values)
+    if fixed is None:
+        return chosen.lower(problem), {"by": "op", "reason": why}
+    return fixed, {"by": "inductor", "reason": why}

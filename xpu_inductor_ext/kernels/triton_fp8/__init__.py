@@ -7,7 +7,8 @@
 
 Importing this package never imports triton; `register_triton_ops()` does, once, and is a no-op
 returning False where triton is missing. The ops work eagerly (on CPU tensors under
-`TRITON_INTERPRET=1` too); compiled graphs call them as opaque ops (see `ops.register`).
+`TRITON_INTERPRET=1` too); compiled graphs call them as opaque ops (see `ops.register`), except
+where `graph_launch` fixes a decode launch in the graph for Inductor to make.
 """
 
 import functools

@@ -596,6 +596,7 @@ def _block_scaled_fake(a, b, scale_a, scale_b, bias, out_dtype, group_n, group_k
 def register() -> None:
     """Define both `xpu_quant` Triton ops (call once; the package guards repeats) as plain
     dispatcher ops with validating fakes (`dispatcher_ops.define_op`): compiled graphs call them
-    at run time with real tensors, so plans see the values they need (PDL, TMA, the weight's codes)."""
+    at run time with real tensors, so plans see the values they need (PDL, TMA, the weight's codes);
+    `graph_launch` takes over the launches that need none of them."""
     define_op(WEIGHT_ONLY_OP, _weight_only_op, _weight_only_fake)
     define_op(BLOCK_SCALED_OP, _block_scaled_op, _block_scaled_fake)

@@ -1,0 +1,143 @@
+"""Launches fixed at compile time, for Inductor to make itself: the Triton ops' decode plans
+written into a compiled graph as user-defined Triton kernel calls (`torch.library.wrap_triton`).
+
+A compiled graph otherwise calls the ops at run time, and each call pays the dispatcher, the
+launch lookup and triton's launcher in Python, tens of µs on every step outside CUDA graphs. Inductor's
+own launch of a user-defined kernel costs a few µs (benchmarks/RESULTS.md, fifth session). It can
+take over only where the launch depends on nothing but what the graph fixes (shapes, strides,
+dtypes, device): `fixed_*_launch` say whether that holds and why not. What stays with the run-time
+op: dynamic M, the autotuned tiles above DECODE_MAX_M, bf16 weight-only MMA plans (their widening
+and the fp8 split MMA depend on the weight's codes, read at run time), anything off CUDA. The
+fixed launches also give up programmatic dependent launch (Inductor's launcher has no such
+option) and tensor descriptors (pointer loads instead).
+
+Imports triton: load it through the package, only where triton is importable.
+"""
+
+import dataclasses
+import functools
+from typing import Optional
+
+import torch
+import triton
+from torch.library import wrap_triton
+
+from . import ops
+from .launches import KernelLaunch
+from .validation import SCALE_BLOCK, check_block_scaled, check_weight_only
+
+LAUNCH_OPTIONS = ("num_warps", "num_stages")  # launch options: Inductor takes them as a config, not arguments
+
+
+def _static_m(t: torch.Tensor) -> Optional[int]:
+    m = t.shape[0]
+    return m if isinstance(m, int) else None
+
+
+def _refusal(x: torch.Tensor) -> Optional[str]:
+    """Why no launch on `x`'s rows can be fixed at compile time, or None."""
+    if x.device.type != "cuda":
+        return f"device {x.device.type}: fixed launches are built for CUDA only"
+    m = _static_m(x)
+    if m is None:
+        return f"M = {x.shape[0]} is dynamic: the plan depends on it"
+    if m == 0:
+        return "M = 0"
+    if m > ops.DECODE_MAX_M:
+        return f"M = {m} > {ops.DECODE_MAX_M}: the autotuned tiles run through the op (their host cost is small beside them)"
+    return None
+
+
+def fixed_weight_only_launch(x, w, w_scale, bias, block_n: int, block_k: int) -> tuple[Optional[KernelLaunch], str]:
+    """The weight-only launch these (fake) inputs fix, or None; and why."""
+    scale_mode = check_weight_only(x, w, w_scale, bias, block_n, block_k)
+    refusal = _refusal(x)
+    if refusal is None and x.shape[0] > ops.GEMV_MAX_M and x.dtype == torch.bfloat16:
+        refusal = (f"M = {x.shape[0]} with bf16 activations: the MMA plan's widening and the fp8 split MMA "
+                   "depend on the weight's codes, which the op reads at run time")
+    if refusal is not None:
+        return None, refusal
+    launch = weight_only_fixed(x, w, w_scale, bias, block_n, block_k, scale_mode)
+    return launch, f"fixed decode plan: {_describe(launch)}"
+
+
+def weight_only_fixed(x, w, w_scale, bias, block_n: int, block_k: int, scale_mode: int) -> KernelLaunch:
+    """The decode launch of validated weight-only inputs with M <= DECODE_MAX_M, from what the
+    graph fixes alone: the cast widening (which the GEMV, widening to fp32 itself, ignores, and
+    fp16/fp32 activations take anyway), no fp8 split MMA, no PDL."""
+    blocks = (block_n, block_k) if scale_mode == SCALE_BLOCK else (0, 0)
+    plan = ops.decode_plan(x.shape[0], w.shape[0], x.shape[1], *blocks, ops._num_sms(x.device), False)
+    plan = dataclasses.replace(plan, widen=ops.WIDEN_CAST)
+    return ops.weight_only_launch(x, w, w_scale, bias, block_n, block_k, scale_mode, plan)
+
+
+def fixed_block_scaled_launch(a, b, scale_a, scale_b, bias, out_dtype, group_n: int,
+                              group_k: int) -> tuple[Optional[KernelLaunch], str]:
+    """The block-scaled launch these (fake) inputs fix, or None; and why."""
+    check_block_scaled(a, b, scale_a, scale_b, bias, out_dtype, group_n, group_k)
+    refusal = _refusal(a)
+    if refusal is not None:
+        return None, refusal
+    launch = block_scaled_fixed(a, b, scale_a, scale_b, bias, group_n, group_k)
+    return launch, f"fixed decode plan: {_describe(launch)}"
+
+
+def block_scaled_fixed(a, b, scale_a, scale_b, bias, group_n: int, group_k: int) -> KernelLaunch:
+    """The decode launch of validated block-scaled inputs with M <= DECODE_MAX_M: pointer loads
+    (tensor descriptors are made per call from real tensors), no PDL."""
+    plan = ops.block_scaled_decode_plan(b.shape[0], a.shape[1], group_k, ops._num_sms(a.device))
+    plan = dataclasses.replace(plan, descriptors=False)
+    return ops.block_scaled_launch(a, b, scale_a, scale_b, bias, group_n, group_k, decode=plan)
+
+
+def _describe(launch: KernelLaunch) -> str:
+    split = f", K split {launch.partials[0]} + reduction" if launch.partials else ""
+    return f"{launch.kernel.fn.__name__} grid {launch.grid}{split}"
+
+
+def weight_only_in_graph(x, w, w_scale, bias, block_n: int = 0, block_k: int = 0):
+    """`triton_fp8_weight_only_mm` as the fixed launch, traced into a graph (Inductor launches it)."""
+    launch, why = fixed_weight_only_launch(x, w, w_scale, bias, block_n, block_k)
+    if launch is None:
+        raise ValueError(f"{ops.WEIGHT_ONLY_OP}: no fixed launch ({why})")
+    out = torch.empty((x.shape[0], w.shape[0]), dtype=x.dtype, device=x.device)
+    return _launch_in_graph(launch, [x, w, w_scale, bias if bias is not None else w_scale], out, bias)
+
+
+def block_scaled_in_graph(a, b, scale_a, scale_b, bias, out_dtype, group_n: int, group_k: int):
+    """`triton_fp8_block_scaled_mm` as the fixed launch, traced into a graph (Inductor launches it)."""
+    launch, why = fixed_block_scaled_launch(a, b, scale_a, scale_b, bias, out_dtype, group_n, group_k)
+    if launch is None:
+        raise ValueError(f"{ops.BLOCK_SCALED_OP}: no fixed launch ({why})")
+    out = torch.empty((a.shape[0], b.shape[0]), dtype=out_dtype, device=a.device)
+    return _launch_in_graph(launch, [a, b, scale_a, scale_b, bias if bias is not None else scale_b], out, bias)
+
+
+def _launch_in_graph(launch: KernelLaunch, tensors: list, out: torch.Tensor, bias) -> torch.Tensor:
+    """`launches.run_launch` through `wrap_triton`: under tracing each launch becomes a
+    user-defined Triton kernel node of the graph, which Inductor launches from its own code."""
+    target = out if launch.partials is None else torch.empty(launch.partials, dtype=torch.float32, device=out.device)
+    _wrapped(launch)[launch.grid](*tensors, target, *launch.ints, **_constexprs(launch))
+    if launch.reduction is not None:
+        reduction = launch.reduction
+        _wrapped(reduction)[reduction.grid](target, bias if bias is not None else target, out, *reduction.ints,
+                                            **_constexprs(reduction))
+    return out
+
+
+def _constexprs(launch: KernelLaunch) -> dict:
+    if launch.meta.get("PDL") or launch.meta.get("launch_pdl") or launch.descriptor_blocks is not None:
+        raise ValueError(f"fixed launches use neither PDL nor tensor descriptors: {launch}")
+    return {k: v for k, v in launch.meta.items() if k not in LAUNCH_OPTIONS}
+
+
+def _wrapped(launch: KernelLaunch):
+    """The launch's kernel with its warps and stages as a one-config autotuner (how Inductor takes
+    launch options), wrapped for tracing."""
+    options = tuple((k, launch.meta[k]) for k in LAUNCH_OPTIONS if k in launch.meta)
+    return wrap_triton(_one_config(launch.kernel, options))
+
+
+@functools.lru_cache(maxsize=None)
+def _one_config(kernel, options: tuple):
+    return triton.autotune(configs=[triton.Config({}, **dict(options))], key=[])(kernel)
