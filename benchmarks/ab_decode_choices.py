@@ -8,7 +8,7 @@
    not take it (small N), which is how that bound was found.
 2. The demo decoder at hidden 4096 (`bench_block_fp8.decoder_decode_step`): with the split MMA and
    without; then the block-scaled W8A8 kernel with tensor descriptors at every M (the default)
-   against pointer loads below M = 17.
+   against pointer loads below M = 17. Compiled with `graph_launch` off: the op's own choices.
 3. Block W8A8 at M in {1, 8, 16}: the block-scaled kernel's decode plan against its prefill tiles
    (what M <= 16 ran before) and cuBLASLt's blockwise `_scaled_mm` (M a multiple of 4).
 4. Programmatic dependent launch of the split-K reduction (`ops.PDL`) on and off, with the outputs
@@ -23,6 +23,7 @@ Exits cleanly without a GPU.
 import argparse
 import dataclasses
 import itertools
+import os
 import sys
 
 import torch
@@ -65,6 +66,23 @@ def kernel_ab(bt, ops, ceil):
 
 
 def decoder_ab(bb, ops):
+    """The decoder under the op's own choices (split MMA on/off, W8A8 pointer loads). Launches fixed
+    in the graph (option graph_launch) would ignore both, so the section turns them off."""
+    previous = os.environ.get(GRAPH_LAUNCH_ENV)
+    os.environ[GRAPH_LAUNCH_ENV] = "0"
+    try:
+        _decoder_ab(bb, ops)
+    finally:
+        if previous is None:
+            os.environ.pop(GRAPH_LAUNCH_ENV)
+        else:
+            os.environ[GRAPH_LAUNCH_ENV] = previous
+
+
+GRAPH_LAUNCH_ENV = "XPU_QUANT_GRAPH_LAUNCH"
+
+
+def _decoder_ab(bb, ops):
     chosen = ops.split_mma_available
     for label, available in (("with the split MMA", chosen), ("without it", lambda x, w: False)):
         ops.split_mma_available = available
