@@ -123,7 +123,7 @@ def test_fixed_weight_only_launch_matches_the_reference(m, n, k, split):
     x = (torch.randn(m, k) / 10).to(dtype)
     bias = torch.randn(n).to(dtype)
     with mock.patch.object(ops, "_num_sms", lambda device: 64 if split else 1):
-        launch = graph_launch.weight_only_fixed(x, w, s, bias, 0, 0, SCALE_PER_CHANNEL)
+        launch = graph_launch.weight_only_decode_launch(x, w, s, bias, 0, 0, SCALE_PER_CHANNEL)
     assert (launch.partials is not None) == split
     out = graph_launch._launch_in_graph(launch, [x, w, s, bias], torch.empty(m, n, dtype=dtype), bias)
     ref = x.double() @ (w.double() * s.double()).T + bias.double()
@@ -140,7 +140,7 @@ def test_fixed_block_scaled_launch_matches_the_reference():
     sb = b.reshape(n // group, group, k // group, group).abs().amax((1, 3)) / 448
     bq = (b / sb.repeat_interleave(group, 0).repeat_interleave(group, 1)).to(torch.float8_e4m3fn)
     with mock.patch.object(ops, "_num_sms", lambda device: 16):
-        launch = graph_launch.block_scaled_fixed(aq, bq, sa, sb, None, group, group)
+        launch = graph_launch.block_scaled_decode_launch(aq, bq, sa, sb, None, group, group)
     assert launch.partials is not None
     out = graph_launch._launch_in_graph(launch, [aq, bq, sa, sb, sb], torch.empty(m, n, dtype=torch.bfloat16), None)
     ref = (aq.double() * sa.double().repeat_interleave(group, 1)) @ (

@@ -57,11 +57,11 @@ def fixed_weight_only_launch(x, w, w_scale, bias, block_n: int, block_k: int) ->
                    "depend on the weight's codes, which the op reads at run time")
     if refusal is not None:
         return None, refusal
-    launch = weight_only_fixed(x, w, w_scale, bias, block_n, block_k, scale_mode)
+    launch = weight_only_decode_launch(x, w, w_scale, bias, block_n, block_k, scale_mode)
     return launch, f"fixed decode plan: {_describe(launch)}"
 
 
-def weight_only_fixed(x, w, w_scale, bias, block_n: int, block_k: int, scale_mode: int) -> KernelLaunch:
+def weight_only_decode_launch(x, w, w_scale, bias, block_n: int, block_k: int, scale_mode: int) -> KernelLaunch:
     """The decode launch of validated weight-only inputs with M <= DECODE_MAX_M, from what the
     graph fixes alone: the cast widening (which the GEMV, widening to fp32 itself, ignores, and
     fp16/fp32 activations take anyway), no fp8 split MMA, no PDL."""
@@ -78,11 +78,11 @@ def fixed_block_scaled_launch(a, b, scale_a, scale_b, bias, out_dtype, group_n: 
     refusal = _refusal(a)
     if refusal is not None:
         return None, refusal
-    launch = block_scaled_fixed(a, b, scale_a, scale_b, bias, group_n, group_k)
+    launch = block_scaled_decode_launch(a, b, scale_a, scale_b, bias, group_n, group_k)
     return launch, f"fixed decode plan: {_describe(launch)}"
 
 
-def block_scaled_fixed(a, b, scale_a, scale_b, bias, group_n: int, group_k: int) -> KernelLaunch:
+def block_scaled_decode_launch(a, b, scale_a, scale_b, bias, group_n: int, group_k: int) -> KernelLaunch:
     """The decode launch of validated block-scaled inputs with M <= DECODE_MAX_M: pointer loads
     (tensor descriptors are made per call from real tensors), no PDL."""
     plan = ops.block_scaled_decode_plan(b.shape[0], a.shape[1], group_k, ops._num_sms(a.device))
