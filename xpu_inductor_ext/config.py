@@ -28,7 +28,8 @@ class Config:
     """Kernel names never chosen (the decomposition cannot be disabled)."""
     graph_launch: bool = True
     """Let Inductor launch Triton decode kernels whose plan the graph fixes (less host time per step
-    without CUDA graphs); off: every Triton kernel runs through its op at run time."""
+    without CUDA graphs); off: every Triton kernel runs through its op at run time, which keeps
+    tensor descriptors and PDL (block W8A8 graph replays 3-6% faster on an H200)."""
     dump_dir: str | None = None
     """Folder for per-graph dumps and report.json; setting it disables Inductor's caches."""
 
