@@ -9,7 +9,8 @@
 4. the demo decoder at hidden 4096 with block-FP8 weights: one decode step against the same
    model in bf16 under plain Inductor: replayed from CUDA graphs; launched by the host step after
    step as the default mode runs (`stream_ms`); and with mode="reduce-overhead" (Inductor's CUDA
-   graphs) for both.
+   graphs) for both. The first two also time ours with option graph_launch off (every Triton
+   kernel launched by its op at run time), side by side in the same run.
 `--only kernels` / `--only decoder` runs 1-3 / 4.
 
 Run on a CUDA machine: ``python benchmarks/bench_block_fp8.py``.
@@ -188,6 +189,7 @@ def _decoder_decode_step():
         model = copy.deepcopy(dense)
         convert_linears_to_fp8(model, mode=mode, scale="block")
         ours = compile_quant(model, dump_dir=f"/tmp/xq_dec_{mode}")
+        ours_ops = compile_quant(model, dump_dir=f"/tmp/xq_dec_{mode}_ops", graph_launch=False)  # every launch by the op
         plain_bf16 = torch.compile(dense)
         ours_ro = torch.compile(model, backend="xpu_quant", mode="reduce-overhead", dynamic=False)
         bf16_ro = torch.compile(dense, mode="reduce-overhead", dynamic=False)
@@ -204,18 +206,21 @@ def _decoder_decode_step():
             err_ref = rel(reference(tokens), model(tokens))  # the fp32 oracle, compiled: FP8 noise floor
             t_ours = graph_ms([lambda: ours(tokens)])
             t_bf16 = graph_ms([lambda: plain_bf16(tokens)])
+            t_ops = graph_ms([lambda: ours_ops(tokens)])
             s_ours = stream_ms(lambda: ours(tokens))
             s_bf16 = stream_ms(lambda: plain_bf16(tokens))
+            s_ops = stream_ms(lambda: ours_ops(tokens))
             err_ro = rel(stepped(ours_ro)(tokens), model(tokens))
             r_ours = stream_ms(lambda: stepped(ours_ro)(tokens))
             r_bf16 = stream_ms(lambda: stepped(bf16_ro)(tokens))
-            rows.append([f"{mode} block-FP8, batch {batch}", f"{t_bf16:.3f}", f"{t_ours:.3f}", f"{t_bf16 / t_ours:.2f}",
-                         f"{s_bf16:.3f}", f"{s_ours:.3f}", f"{s_bf16 / s_ours:.2f}", f"{r_bf16:.3f}", f"{r_ours:.3f}",
-                         f"{r_bf16 / r_ours:.2f}", f"{err:.1e}/{err_ro:.1e} ({err_ref:.1e})", kernels])
+            rows.append([f"{mode} block-FP8, batch {batch}", f"{t_bf16:.3f}", f"{t_ours:.3f}", f"{t_ops:.3f}",
+                         f"{t_bf16 / t_ours:.2f}", f"{s_bf16:.3f}", f"{s_ours:.3f}", f"{s_ops:.3f}",
+                         f"{s_bf16 / s_ours:.2f}", f"{r_bf16:.3f}", f"{r_ours:.3f}", f"{r_bf16 / r_ours:.2f}",
+                         f"{err:.1e}/{err_ro:.1e} ({err_ref:.1e})", kernels])
 
     return format_table(["decoder hidden 4096 x4 layers, 1-token step", "graphs: bf16 inductor ms", "xpu_quant ms",
-                         "bf16/ours", "default mode, no graphs: bf16 ms", "xpu_quant ms", "bf16/ours",
-                         "mode=reduce-overhead: bf16 ms", "xpu_quant ms", "bf16/ours",
+                         "graph_launch off ms", "bf16/ours", "default mode, no graphs: bf16 ms", "xpu_quant ms",
+                         "graph_launch off ms", "bf16/ours", "mode=reduce-overhead: bf16 ms", "xpu_quant ms", "bf16/ours",
                          "rel err vs eager default/reduce-overhead (decomposition's)", "kernels"], rows)
 
 

@@ -25,8 +25,14 @@ def _launches(gm):
     return [n for n in gm.graph.nodes if n.target is triton_kernel_wrapper_mutation]
 
 
+def _fixed(x, w, s, bias=None, block_n=0, block_k=0):
+    launch, why = graph_launch.fixed_weight_only_launch(x, w, s, bias, block_n, block_k)
+    assert launch is not None, why
+    return graph_launch.weight_only_in_graph(launch, x, w, s, bias, block_n, block_k)
+
+
 def _traced(m, n, k, dtype):
-    gm = make_fx(lambda x, w, s: graph_launch.weight_only_in_graph(x, w, s, None))(*_args(m, n, k, dtype))
+    gm = make_fx(lambda x, w, s: _fixed(x, w, s))(*_args(m, n, k, dtype))
     gm.graph.eliminate_dead_code(is_impure_node=_kept)
     launches = _launches(gm)
     return {"kernels": len(launches), "grid": [list(n.kwargs["grid"][0]) for n in launches],
@@ -37,7 +43,7 @@ def _replaced(mutating):
     op = torch.ops.xpu_quant.triton_fp8_weight_only_mm.default
     gm = make_fx(lambda x, w, s: op(x, w, s, None, 0, 0))(*_args(1, 4096, 4096, torch.bfloat16))
     node = next(n for n in gm.graph.nodes if n.target is op)
-    replace_with_function(node, graph_launch.weight_only_in_graph, [*node.args], mutating=mutating)
+    replace_with_function(node, _fixed, [*node.args], mutating=mutating)
     return len(_launches(gm))
 
 

@@ -125,7 +125,7 @@ def test_fixed_weight_only_launch_matches_the_reference(m, n, k, split):
     with mock.patch.object(ops, "_num_sms", lambda device: 64 if split else 1):
         launch = graph_launch.weight_only_decode_launch(x, w, s, bias, 0, 0, SCALE_PER_CHANNEL)
     assert (launch.partials is not None) == split
-    out = graph_launch._launch_in_graph(launch, [x, w, s, bias], torch.empty(m, n, dtype=dtype), bias)
+    out = graph_launch.weight_only_in_graph(launch, x, w, s, bias)
     ref = x.double() @ (w.double() * s.double()).T + bias.double()
     assert rel_err(out, ref) < (1e-2 if dtype == torch.bfloat16 else 2e-3)
 
@@ -142,7 +142,7 @@ def test_fixed_block_scaled_launch_matches_the_reference():
     with mock.patch.object(ops, "_num_sms", lambda device: 16):
         launch = graph_launch.block_scaled_decode_launch(aq, bq, sa, sb, None, group, group)
     assert launch.partials is not None
-    out = graph_launch._launch_in_graph(launch, [aq, bq, sa, sb, sb], torch.empty(m, n, dtype=torch.bfloat16), None)
+    out = graph_launch.block_scaled_in_graph(launch, aq, bq, sa, sb, None, torch.bfloat16, group, group)
     ref = (aq.double() * sa.double().repeat_interleave(group, 1)) @ (
         bq.double() * sb.double().repeat_interleave(group, 0).repeat_interleave(group, 1)).T
     assert rel_err(out, ref) < 1e-2
@@ -154,14 +154,21 @@ def test_selection_says_who_launches_and_why():
         x, w, s, _ = _weight_only_args(1, 4096, 4096)
         values = dict(x=x, w=w, w_scale=s, bias=None, block_n=0, block_k=0)
         fixed, launch = selection._lowering(weight_only, None, values, None)
-        assert fixed is graph_launch.weight_only_in_graph and launch["by"] == "inductor"
+        assert fixed.func is graph_launch.weight_only_in_graph and launch["by"] == "inductor"
+        assert fixed.args[0].grid == (512, 1)  # the launch planned for these shapes, bound once
         refusal = selection.graph_launch_refusal(Config(graph_launch=False))
         kept, launch = selection._lowering(weight_only, None, values, refusal)
-        assert kept is not graph_launch.weight_only_in_graph
+        assert kept is weight_only.lower(None)
         assert launch == {"by": "op", "reason": "option graph_launch is off"}
         values["x"] = x.new_empty(8, 4096)
         _, launch = selection._lowering(weight_only, None, values, None)
         assert launch["by"] == "op" and "weight's codes" in launch["reason"]
+        a = torch.empty(8, 4096, dtype=torch.float8_e4m3fn, device="cuda")
+        block = dict(a=a, b=a.new_empty(4096, 4096), scale_a=torch.empty(8, 32, device="cuda"),
+                     scale_b=torch.empty(32, 32, device="cuda"), bias=None, out_dtype=torch.bfloat16,
+                     group_n=128, group_k=128)
+        fixed, launch = selection._lowering(TritonFp8BlockScaledMm(), None, block, None)
+        assert fixed.func is graph_launch.block_scaled_in_graph and launch["by"] == "inductor"
 
     class Native(Candidate):
         name = "native"
@@ -170,7 +177,6 @@ def test_selection_says_who_launches_and_why():
             return torch.mm
 
     assert selection._lowering(Native(), None, {}, None) == (torch.mm, None)  # no launch entry to report
-    assert TritonFp8BlockScaledMm.lower_fixed is not Candidate.lower_fixed
 
 
 def test_inductor_cuda_graphs_keep_the_runtime_op():

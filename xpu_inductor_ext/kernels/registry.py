@@ -31,6 +31,8 @@ class Candidate:
     ops: tuple[str, ...] = ()
     platforms: str = ""
     """Human-readable platform column for the support matrix (e.g. ``"CUDA sm89+"``)."""
+    fixes_launches: bool = False
+    """Whether ``lower_fixed`` can write this candidate's kernel launches into the graph."""
 
     def is_supported(self, device: torch.device) -> Verdict:
         """Whether this hardware runs the candidate (natively and fast)."""
@@ -45,9 +47,10 @@ class Candidate:
         raise NotImplementedError
 
     def lower_fixed(self, args: dict) -> tuple[Callable | None, str]:
-        """A function like ``lower``'s whose kernel launches are fixed at compile time, for Inductor
-        to make from its own code, given the node's (fake) arguments by name; or None, and why."""
-        return None, f"{self.name} has no fixed launches"
+        """For candidates that ``fixes_launches``: a function like ``lower``'s whose kernel launches
+        are fixed at compile time, for Inductor to make from its own code, given the node's (fake)
+        arguments by name; or None, and why."""
+        raise NotImplementedError
 
 
 _REGISTRY: dict[str, list[Candidate]] = {}

@@ -6,6 +6,8 @@ kernels directly under ``TRITON_INTERPRET=1``), so the CPU is refused with that 
 
 from __future__ import annotations
 
+import functools
+
 import torch
 
 from ..ops import BLOCK_SCALED_MM, WEIGHT_ONLY_MM
@@ -29,6 +31,7 @@ def triton_block_scaled_mm(a, b, scale_a, scale_b, bias, out_dtype, group_n, gro
 
 class _TritonCandidate(Candidate):
     platforms = "CUDA, XPU (Triton)"
+    fixes_launches = True
 
     def is_supported(self, device):
         if device.type not in TRITON_DEVICES:
@@ -58,7 +61,7 @@ class TritonFp8WeightOnly(_TritonCandidate):
 
         launch, why = graph_launch.fixed_weight_only_launch(
             args["x"], args["w"], args["w_scale"], args["bias"], args["block_n"], args["block_k"])
-        return (graph_launch.weight_only_in_graph if launch is not None else None), why
+        return (functools.partial(graph_launch.weight_only_in_graph, launch) if launch is not None else None), why
 
 
 class TritonFp8BlockScaledMm(_TritonCandidate):
@@ -81,4 +84,4 @@ class TritonFp8BlockScaledMm(_TritonCandidate):
         launch, why = graph_launch.fixed_block_scaled_launch(
             args["a"], args["b"], args["scale_a"], args["scale_b"], args["bias"], args["out_dtype"],
             args["group_n"], args["group_k"])
-        return (graph_launch.block_scaled_in_graph if launch is not None else None), why
+        return (functools.partial(graph_launch.block_scaled_in_graph, launch) if launch is not None else None), why

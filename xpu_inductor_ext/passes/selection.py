@@ -8,7 +8,7 @@ from torch.fx import Graph, Node
 from xpu_inductor_ext.patterns.graph_edit import replace_with_function
 
 from ..config import Config
-from ..kernels import OP_FUNCTIONS, Candidate, linear_problem, select
+from ..kernels import OP_FUNCTIONS, linear_problem, select
 
 
 def fused_op_name(node: Node) -> str | None:
@@ -63,7 +63,7 @@ def select_kernels(graph: Graph, config: Config, report) -> int:
 def _lowering(chosen, problem, values: dict, refusal: str | None) -> tuple:
     """The chosen kernel's function for this node, with its launches fixed in the graph where the
     candidate can and the compile allows; and the report's launch entry (None: not applicable)."""
-    if type(chosen).lower_fixed is Candidate.lower_fixed:
+    if not chosen.fixes_launches:
         return chosen.lower(problem), None
     if refusal is not None:
         return chosen.lower(problem), {"by": "op", "reason": refusal}

@@ -23,24 +23,19 @@ import triton
 from torch.library import wrap_triton
 
 from . import ops
-from .launches import KernelLaunch
+from .launches import KernelLaunch, run_launch
 from .validation import SCALE_BLOCK, check_block_scaled, check_weight_only
 
 LAUNCH_OPTIONS = ("num_warps", "num_stages")  # launch options: Inductor takes them as a config, not arguments
-
-
-def _static_m(t: torch.Tensor) -> Optional[int]:
-    m = t.shape[0]
-    return m if isinstance(m, int) else None
 
 
 def _refusal(x: torch.Tensor) -> Optional[str]:
     """Why no launch on `x`'s rows can be fixed at compile time, or None."""
     if x.device.type != "cuda":
         return f"device {x.device.type}: fixed launches are built for CUDA only"
-    m = _static_m(x)
-    if m is None:
-        return f"M = {x.shape[0]} is dynamic: the plan depends on it"
+    m = x.shape[0]
+    if not isinstance(m, int):
+        return f"M = {m} is dynamic: the plan depends on it"
     if m == 0:
         return "M = 0"
     if m > ops.DECODE_MAX_M:
@@ -95,34 +90,24 @@ def _describe(launch: KernelLaunch) -> str:
     return f"{launch.kernel.fn.__name__} grid {launch.grid}{split}"
 
 
-def weight_only_in_graph(x, w, w_scale, bias, block_n: int = 0, block_k: int = 0):
-    """`triton_fp8_weight_only_mm` as the fixed launch, traced into a graph (Inductor launches it)."""
-    launch, why = fixed_weight_only_launch(x, w, w_scale, bias, block_n, block_k)
-    if launch is None:
-        raise ValueError(f"{ops.WEIGHT_ONLY_OP}: no fixed launch ({why})")
-    out = torch.empty((x.shape[0], w.shape[0]), dtype=x.dtype, device=x.device)
-    return _launch_in_graph(launch, [x, w, w_scale, bias if bias is not None else w_scale], out, bias)
+def weight_only_in_graph(launch: KernelLaunch, x, w, w_scale, bias, block_n: int = 0, block_k: int = 0):
+    """`triton_fp8_weight_only_mm` as `launch` (what `fixed_weight_only_launch` gave for these
+    inputs' shapes and dtypes), traced into a graph: Inductor makes the launches. The block sizes
+    are the node's arguments, taken so the signature matches the op's; `launch` holds them."""
+    tensors, out = ops.weight_only_operands(x, w, w_scale, bias)
+    return run_launch(launch, tensors, out, bias, launcher=_traced_launch)
 
 
-def block_scaled_in_graph(a, b, scale_a, scale_b, bias, out_dtype, group_n: int, group_k: int):
-    """`triton_fp8_block_scaled_mm` as the fixed launch, traced into a graph (Inductor launches it)."""
-    launch, why = fixed_block_scaled_launch(a, b, scale_a, scale_b, bias, out_dtype, group_n, group_k)
-    if launch is None:
-        raise ValueError(f"{ops.BLOCK_SCALED_OP}: no fixed launch ({why})")
-    out = torch.empty((a.shape[0], b.shape[0]), dtype=out_dtype, device=a.device)
-    return _launch_in_graph(launch, [a, b, scale_a, scale_b, bias if bias is not None else scale_b], out, bias)
+def block_scaled_in_graph(launch: KernelLaunch, a, b, scale_a, scale_b, bias, out_dtype, group_n: int, group_k: int):
+    """`triton_fp8_block_scaled_mm` as `launch` (from `fixed_block_scaled_launch`), traced into a graph."""
+    tensors, out = ops.block_scaled_operands(a, b, scale_a, scale_b, bias, out_dtype)
+    return run_launch(launch, tensors, out, bias, launcher=_traced_launch)
 
 
-def _launch_in_graph(launch: KernelLaunch, tensors: list, out: torch.Tensor, bias) -> torch.Tensor:
-    """`launches.run_launch` through `wrap_triton`: under tracing each launch becomes a
-    user-defined Triton kernel node of the graph, which Inductor launches from its own code."""
-    target = out if launch.partials is None else torch.empty(launch.partials, dtype=torch.float32, device=out.device)
-    _wrapped(launch)[launch.grid](*tensors, target, *launch.ints, **_constexprs(launch))
-    if launch.reduction is not None:
-        reduction = launch.reduction
-        _wrapped(reduction)[reduction.grid](target, bias if bias is not None else target, out, *reduction.ints,
-                                            **_constexprs(reduction))
-    return out
+def _traced_launch(launch: KernelLaunch, args: tuple) -> None:
+    """One launch through `wrap_triton`: under tracing a user-defined Triton kernel node of the
+    graph, which Inductor launches from its own code."""
+    _wrapped(launch)[launch.grid](*args, **_constexprs(launch))
 
 
 def _constexprs(launch: KernelLaunch) -> dict:

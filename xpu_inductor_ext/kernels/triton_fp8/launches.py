@@ -136,16 +136,18 @@ LAUNCH_CACHE_SIZE = 4096
 launch_cache = LaunchCache(LAUNCH_CACHE_SIZE)
 
 
-def run_launch(launch: KernelLaunch, tensors: list, out: torch.Tensor, bias: Optional[torch.Tensor]) -> torch.Tensor:
+def run_launch(launch: KernelLaunch, tensors: list, out: torch.Tensor, bias: Optional[torch.Tensor],
+               launcher: Callable = _launch) -> torch.Tensor:
     """Run `launch` on its input tensors (the kernel's leading pointer arguments; the first two
     as TMA descriptors where it says so), writing `out` (or the partials, then the reduction
-    adding `bias`)."""
+    adding `bias`). `launcher(launch, args)` makes each kernel launch: `_launch` by default, a
+    traced launch for the graph (`graph_launch`)."""
     if launch.descriptor_blocks is not None:
         descriptor = tensor_descriptor()
         tensors[0] = descriptor.from_tensor(tensors[0], list(launch.descriptor_blocks[0]))
         tensors[1] = descriptor.from_tensor(tensors[1], list(launch.descriptor_blocks[1]))
     target = out if launch.partials is None else torch.empty(launch.partials, dtype=torch.float32, device=out.device)
-    _launch(launch, (*tensors, target, *launch.ints))
+    launcher(launch, (*tensors, target, *launch.ints))
     if launch.reduction is not None:
-        _launch(launch.reduction, (target, bias if bias is not None else target, out, *launch.reduction.ints))
+        launcher(launch.reduction, (target, bias if bias is not None else target, out, *launch.reduction.ints))
     return out

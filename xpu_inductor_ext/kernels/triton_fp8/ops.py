@@ -370,14 +370,20 @@ def can_use_descriptors(*tensors) -> bool:
                for t in tensors)
 
 
+def weight_only_operands(x, w, w_scale, bias) -> tuple[list, torch.Tensor]:
+    """The weight-only kernels' leading pointer arguments (w_scale stands in for a missing bias,
+    which the kernels read only with HAS_BIAS) and a new output [M, N] in x's dtype."""
+    out = torch.empty((x.shape[0], w.shape[0]), dtype=x.dtype, device=x.device)
+    return [x, w, w_scale, bias if bias is not None else w_scale], out
+
+
 def launch_weight_only(x, w, w_scale, bias, block_n, block_k, scale_mode, plan: Optional[DecodePlan] = None):
     """Run the weight-only kernel(s) on validated inputs; `plan` forces a decode launch (tests, tuning)."""
-    m, n = x.shape[0], w.shape[0]
-    out = torch.empty((m, n), dtype=x.dtype, device=x.device)
-    if m == 0:
+    tensors, out = weight_only_operands(x, w, w_scale, bias)
+    if x.shape[0] == 0:
         return out
     launch = weight_only_launch(x, w, w_scale, bias, block_n, block_k, scale_mode, plan)
-    return run_launch(launch, [x, w, w_scale, bias if bias is not None else w_scale], out, bias)
+    return run_launch(launch, tensors, out, bias)
 
 
 def weight_only_launch(x, w, w_scale, bias, block_n, block_k, scale_mode,
@@ -496,12 +502,18 @@ def launch_block_scaled(a, b, a_scale, b_scale, bias, out_dtype, group_n, group_
                         config: Optional[triton.Config] = None, decode: Optional[BlockScaledDecodePlan] = None):
     """Run the block-scaled kernel on validated inputs: a decode plan at M <= DECODE_MAX_M (`decode`
     forces one), else the autotuned tiles (`config` forces one: tuning scripts)."""
-    m, n = a.shape[0], b.shape[0]
-    out = torch.empty((m, n), dtype=out_dtype, device=a.device)
-    if m == 0:
+    tensors, out = block_scaled_operands(a, b, a_scale, b_scale, bias, out_dtype)
+    if a.shape[0] == 0:
         return out
     launch = block_scaled_launch(a, b, a_scale, b_scale, bias, group_n, group_k, config, decode)
-    return run_launch(launch, [a, b, a_scale, b_scale, bias if bias is not None else b_scale], out, bias)
+    return run_launch(launch, tensors, out, bias)
+
+
+def block_scaled_operands(a, b, a_scale, b_scale, bias, out_dtype) -> tuple[list, torch.Tensor]:
+    """The block-scaled kernel's leading pointer arguments (b_scale stands in for a missing bias)
+    and a new output [M, N] in out_dtype."""
+    out = torch.empty((a.shape[0], b.shape[0]), dtype=out_dtype, device=a.device)
+    return [a, b, a_scale, b_scale, bias if bias is not None else b_scale], out
 
 
 def block_scaled_launch(a, b, a_scale, b_scale, bias, group_n, group_k, config: Optional[triton.Config] = None,
@@ -554,11 +566,11 @@ def _weight_only_op(x: torch.Tensor, w: torch.Tensor, w_scale: torch.Tensor, bia
     if launch is None:
         scale_mode = check_weight_only(x, w, w_scale, bias, block_n, block_k)
         if x.shape[0] == 0:
-            return x.new_empty((0, w.shape[0]))
+            return weight_only_operands(x, w, w_scale, bias)[1]
         launch = weight_only_launch(x, w, w_scale, bias, block_n, block_k, scale_mode)
         launch_cache.put(key, launch)
-    out = torch.empty((x.shape[0], w.shape[0]), dtype=x.dtype, device=x.device)
-    return run_launch(launch, [x, w, w_scale, bias if bias is not None else w_scale], out, bias)
+    tensors, out = weight_only_operands(x, w, w_scale, bias)
+    return run_launch(launch, tensors, out, bias)
 
 
 def _codes_finite_if_asked(x: torch.Tensor, w: torch.Tensor) -> Optional[bool]:
@@ -576,11 +588,11 @@ def _block_scaled_op(a: torch.Tensor, b: torch.Tensor, scale_a: torch.Tensor, sc
     if launch is None:
         check_block_scaled(a, b, scale_a, scale_b, bias, out_dtype, group_n, group_k)
         if a.shape[0] == 0:
-            return a.new_empty((0, b.shape[0]), dtype=out_dtype)
+            return block_scaled_operands(a, b, scale_a, scale_b, bias, out_dtype)[1]
         launch = block_scaled_launch(a, b, scale_a, scale_b, bias, group_n, group_k)
         launch_cache.put(key, launch)
-    out = torch.empty((a.shape[0], b.shape[0]), dtype=out_dtype, device=a.device)
-    return run_launch(launch, [a, b, scale_a, scale_b, bias if bias is not None else scale_b], out, bias)
+    tensors, out = block_scaled_operands(a, b, scale_a, scale_b, bias, out_dtype)
+    return run_launch(launch, tensors, out, bias)
 
 
 def _weight_only_fake(x, w, w_scale, bias, block_n, block_k):
