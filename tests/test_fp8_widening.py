@@ -7,6 +7,7 @@ an H200 in benchmarks/bench_triton_fp8.py (every code through every launch path)
 """
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -23,6 +24,7 @@ from xpu_inductor_ext.kernels.triton_fp8 import kernels, ops  # noqa: E402
 
 E4M3, E5M2 = torch.float8_e4m3fn, torch.float8_e5m2
 ASM = {E4M3: kernels._E4M3_TO_BF16_ASM.value, E5M2: kernels._E5M2_TO_BF16_ASM.value}
+EXACT_ASM = {E4M3: kernels._E4M3_TO_BF16_EXACT_ASM.value, E5M2: kernels._E5M2_TO_BF16_EXACT_ASM.value}
 
 
 def _prmt(a: int, b: int, selector: int) -> int:
@@ -70,6 +72,10 @@ def run_asm(asm: str, packed: int) -> list:
             regs[dst] = (a[0] << a[1]) & 0xFFFFFFFF
         elif op == "and.b32":
             regs[dst] = a[0] & a[1]
+        elif op == "add.u32":
+            regs[dst] = (a[0] + a[1]) & 0xFFFFFFFF
+        elif op == "mad.lo.u32":
+            regs[dst] = (a[0] * a[1] + a[2]) & 0xFFFFFFFF
         elif op == "fma.rn.bf16x2":
             regs[dst] = _to_bf16x2([p * q + r for p, q, r in zip(*(_bf16x2(t) for t in a))])
         else:
@@ -91,6 +97,24 @@ def test_widening_asm_reads_every_finite_code_exactly(fmt):
     assert any(0 < abs(expected[c]) < torch.finfo(fmt).tiny for c in finite)  # subnormals were among them
     # The bit moves know no NaN or infinity: why weights holding such codes go to the cast.
     assert all(torch.isfinite(torch.tensor(got[c])) for c in range(256) if c not in finite)
+
+
+@pytest.mark.parametrize("fmt", [E4M3, E5M2])
+def test_exact_widening_asm_reads_every_code_nan_and_inf_included(fmt):
+    """WIDEN_BITS_EXACT (the launches fixed at compile time): the same finite reads, and NaN codes
+    as NaN, e5m2's infinities as themselves."""
+    codes = torch.arange(256, dtype=torch.int32).to(torch.uint8)
+    expected = codes.view(fmt).double().tolist()
+    got = []
+    for i in range(0, 256, 4):
+        got += run_asm(EXACT_ASM[fmt], sum(int(codes[i + j]) << (8 * j) for j in range(4)))
+    finite = [c for c in range(256) if math.isfinite(expected[c])]
+    assert [hex(c) for c in finite if got[c] != expected[c]] == []
+    assert [hex(c) for c in finite if expected[c] == 0 and math.copysign(1, got[c]) != math.copysign(1, expected[c])] == []
+    special = [c for c in range(256) if c not in finite]
+    assert len(special) == (2 if fmt == E4M3 else 8)
+    assert [hex(c) for c in special if math.isnan(expected[c]) != math.isnan(got[c])] == []
+    assert [hex(c) for c in special if math.isinf(expected[c]) and got[c] != expected[c]] == []
 
 
 def _sass_counts(widen) -> dict:

@@ -36,34 +36,41 @@ H200_SMS = 132
 
 
 @contextlib.contextmanager
-def fake_h200():
-    """Fake CUDA tensors, with the capability and SM count the plans read patched to an H200's."""
-    with mock.patch.object(platform, "cuda_capability", lambda device: (9, 0)), \
+def fake_h200(capability=(9, 0)):
+    """Fake CUDA tensors, with the capability and SM count the plans read patched to an H200's
+    (or the capability given), decided as on the GPU (not under the interpreter)."""
+    with mock.patch.object(platform, "cuda_capability", lambda device: capability), \
+            mock.patch.object(ops, "_interpreting", lambda: False), \
             mock.patch.object(ops, "_num_sms", lambda device: H200_SMS), \
             FakeTensorMode(allow_non_fake_inputs=True) as mode:
         yield mode
 
 
-def _weight_only_args(m, n, k, dtype=torch.bfloat16, device="cuda", bias=False):
+def _weight_only_args(m, n, k, dtype=torch.bfloat16, device="cuda", bias=False, fmt=torch.float8_e4m3fn):
     x = torch.empty(m, k, dtype=dtype, device=device)
-    w = torch.empty(n, k, dtype=torch.float8_e4m3fn, device=device)
+    w = torch.empty(n, k, dtype=fmt, device=device)
     s = torch.empty(n, 1, dtype=torch.float32, device=device)
     return x, w, s, torch.empty(n, dtype=dtype, device=device) if bias else None
 
 
-@pytest.mark.parametrize("m, dtype, fixed", [(1, torch.bfloat16, True), (2, torch.bfloat16, True),
-                                             (4, torch.float16, True), (16, torch.float16, True),
-                                             (3, torch.bfloat16, False), (16, torch.bfloat16, False),
-                                             (17, torch.float16, False)])
-def test_weight_only_fixed_where_the_plan_depends_on_the_graph_alone(m, dtype, fixed):
-    with fake_h200():
-        launch, why = graph_launch.fixed_weight_only_launch(*_weight_only_args(m, 8192, 4096, dtype), 0, 0)
+E5M2 = torch.float8_e5m2
+
+
+@pytest.mark.parametrize("m, dtype, fmt, capability, fixed", [
+    (1, torch.bfloat16, E5M2, (8, 0), True), (2, torch.bfloat16, None, (9, 0), True),  # the GEMV
+    (4, torch.float16, E5M2, (8, 0), True), (16, torch.float16, None, (9, 0), True),  # the cast
+    (3, torch.bfloat16, None, (9, 0), True), (16, torch.bfloat16, E5M2, (8, 0), True),  # the bit moves
+    (17, torch.float16, None, (9, 0), False)])
+def test_weight_only_fixed_where_the_plan_depends_on_the_graph_alone(m, dtype, fmt, capability, fixed):
+    fmt = fmt or torch.float8_e4m3fn
+    with fake_h200(capability):
+        launch, why = graph_launch.fixed_weight_only_launch(*_weight_only_args(m, 8192, 4096, dtype, fmt=fmt), 0, 0)
     assert (launch is not None) == fixed, why
     if fixed:
         assert why.startswith("fixed decode plan")
-        assert launch.meta["WIDEN"] == ops.WIDEN_CAST and not launch.meta.get("PDL")
-    elif dtype == torch.bfloat16:
-        assert "weight's codes" in why
+        assert not launch.meta.get("PDL")
+        if m > ops.GEMV_MAX_M:  # a widening that reads every code exactly, without looking at the weight
+            assert launch.meta["WIDEN"] == (ops.WIDEN_BITS_EXACT if dtype == torch.bfloat16 else ops.WIDEN_CAST)
     else:
         assert f"M = {m} > {ops.DECODE_MAX_M}" in why
 
@@ -162,7 +169,10 @@ def test_selection_says_who_launches_and_why():
         assert launch == {"by": "op", "reason": "option graph_launch is off"}
         values["x"] = x.new_empty(8, 4096)
         _, launch = selection._lowering(weight_only, None, values, None)
-        assert launch["by"] == "op" and "weight's codes" in launch["reason"]
+        assert launch["by"] == "inductor"  # the MMA plan, with the exact widening
+        values["x"] = x.new_empty(17, 4096)
+        _, launch = selection._lowering(weight_only, None, values, None)
+        assert launch["by"] == "op" and "M = 17 > 16" in launch["reason"]
         a = torch.empty(8, 4096, dtype=torch.float8_e4m3fn, device="cuda")
         block = dict(a=a, b=a.new_empty(4096, 4096), scale_a=torch.empty(8, 32, device="cuda"),
                      scale_b=torch.empty(32, 32, device="cuda"), bias=None, out_dtype=torch.bfloat16,

@@ -6,10 +6,11 @@ launch lookup and triton's launcher in Python, tens of µs on every step outside
 own launch of a user-defined kernel costs a few µs (benchmarks/RESULTS.md, fifth session). It can
 take over only where the launch depends on nothing but what the graph fixes (shapes, strides,
 dtypes, device): `fixed_*_launch` say whether that holds and why not. What stays with the run-time
-op: dynamic M, the autotuned tiles above DECODE_MAX_M, bf16 weight-only MMA plans (their widening
-and the fp8 split MMA depend on the weight's codes, read at run time), anything off CUDA. The
-fixed launches also give up programmatic dependent launch (Inductor's launcher has no such
-option) and tensor descriptors (pointer loads instead).
+op: dynamic M, the autotuned tiles above DECODE_MAX_M, anything off CUDA. A fixed launch cannot
+read the weight, so it takes the paths that read every code exactly (the exact bit moves, 14-24%
+slower per linear at decode than the op's finite-only ones, and the split MMA for e4m3 only); it
+also gives up programmatic dependent launch (Inductor's launcher has no such option) and tensor
+descriptors (pointer loads instead).
 
 Imports triton: load it through the package, only where triton is importable.
 """
@@ -26,6 +27,7 @@ from . import ops
 from .launches import KernelLaunch, run_launch
 from .validation import SCALE_BLOCK, check_block_scaled, check_weight_only
 
+FIXED_SPLIT_K = True  # fixed launches split K as the ops do (else one kernel, no reduction launch)
 LAUNCH_OPTIONS = ("num_warps", "num_stages")  # launch options: Inductor takes them as a config, not arguments
 
 
@@ -47,9 +49,6 @@ def fixed_weight_only_launch(x, w, w_scale, bias, block_n: int, block_k: int) ->
     """The weight-only launch these (fake) inputs fix, or None; and why."""
     scale_mode = check_weight_only(x, w, w_scale, bias, block_n, block_k)
     refusal = _refusal(x)
-    if refusal is None and x.shape[0] > ops.GEMV_MAX_M and x.dtype == torch.bfloat16:
-        refusal = (f"M = {x.shape[0]} with bf16 activations: the MMA plan's widening and the fp8 split MMA "
-                   "depend on the weight's codes, which the op reads at run time")
     if refusal is not None:
         return None, refusal
     launch = weight_only_decode_launch(x, w, w_scale, bias, block_n, block_k, scale_mode)
@@ -58,11 +57,15 @@ def fixed_weight_only_launch(x, w, w_scale, bias, block_n: int, block_k: int) ->
 
 def weight_only_decode_launch(x, w, w_scale, bias, block_n: int, block_k: int, scale_mode: int) -> KernelLaunch:
     """The decode launch of validated weight-only inputs with M <= DECODE_MAX_M, from what the
-    graph fixes alone: the cast widening (which the GEMV, widening to fp32 itself, ignores, and
-    fp16/fp32 activations take anyway), no fp8 split MMA, no PDL."""
+    graph fixes alone: the op's plan with the widening and split MMA that read every code exactly
+    (`ops.exact_widen_mode`, `ops.split_mma_reads_any_codes`), the K split as FIXED_SPLIT_K says,
+    no PDL."""
+    m, k = x.shape
     blocks = (block_n, block_k) if scale_mode == SCALE_BLOCK else (0, 0)
-    plan = ops.decode_plan(x.shape[0], w.shape[0], x.shape[1], *blocks, ops._num_sms(x.device), False)
-    plan = dataclasses.replace(plan, widen=ops.WIDEN_CAST)
+    split_mma = (scale_mode == SCALE_BLOCK and m > ops.GEMV_MAX_M and ops.split_mma_reads_any_codes(w)
+                 and ops.split_mma_available(x, w))
+    plan = ops.decode_plan(m, w.shape[0], k, *blocks, ops._num_sms(x.device), split_mma)
+    plan = dataclasses.replace(plan, widen=ops.exact_widen_mode(x), split_k=plan.split_k if FIXED_SPLIT_K else 1)
     return ops.weight_only_launch(x, w, w_scale, bias, block_n, block_k, scale_mode, plan)
 
 
@@ -81,7 +84,7 @@ def block_scaled_decode_launch(a, b, scale_a, scale_b, bias, group_n: int, group
     """The decode launch of validated block-scaled inputs with M <= DECODE_MAX_M: pointer loads
     (tensor descriptors are made per call from real tensors), no PDL."""
     plan = ops.block_scaled_decode_plan(b.shape[0], a.shape[1], group_k, ops._num_sms(a.device))
-    plan = dataclasses.replace(plan, descriptors=False)
+    plan = dataclasses.replace(plan, descriptors=False, split_k=plan.split_k if FIXED_SPLIT_K else 1)
     return ops.block_scaled_launch(a, b, scale_a, scale_b, bias, group_n, group_k, decode=plan)
 
 

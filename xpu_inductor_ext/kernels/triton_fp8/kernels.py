@@ -1,7 +1,7 @@
 """Triton kernels for FP8 matmuls: weight-only (W8A16) and DeepSeek-style block-scaled W8A8.
 
 Portable Triton (plain pointer loads, `tl.dot`) runs on NVIDIA, on Intel's Triton and in the
-interpreter (`TRITON_INTERPRET=1`). One guarded exception: with WIDEN == WIDEN_BITS (chosen by
+interpreter (`TRITON_INTERPRET=1`). One guarded exception: with WIDEN_BITS(_EXACT) (chosen by
 `ops.py` only for CUDA GPUs of compute capability 8.0 or newer) the weight-only kernel widens fp8
 weights to bf16 in inline PTX. Launch logic and configs live in `ops.py` (which names the MMA_MODE
 values), validation in `validation.py` (which names the SCALE_MODE values); this module holds the
@@ -20,33 +20,51 @@ except ImportError:
     gdc_launch_dependents = gdc_wait = None
 
 
-BF16_MANTISSA_BITS, BF16_BIAS = 7, 127
+BF16_MANTISSA_BITS, BF16_EXPONENT_BITS, BF16_BIAS = 7, 8, 127
 BF16_NON_FINITE = tl.constexpr(0x7F80)  # |x| bits at or above this (exponent all ones): inf or NaN
 E4M3_MANTISSA_BITS = tl.constexpr(FP8_LAYOUT[torch.float8_e4m3fn].mantissa_bits)
 
 
-def _bf16_widening_asm(layout) -> str:
+def _bf16_widening_asm(layout, exact_non_finite: bool) -> str:
     """Inline PTX turning four fp8 bytes (one 32-bit register) into four bf16 (two registers).
 
     A byte permute with sign replication makes two words of two 16-bit lanes, each lane one byte
     sign-extended. Shifted left by bf16's mantissa bits minus the format's, the mantissa lands at
     the top of bf16's and the exponent at the bottom of bf16's; masked to the sign and those seven
     bits, the lane holds value * 2^-(127 - bias) exactly (fp8 subnormals become bf16 subnormals).
-    One bf16 fma by 2^(127 - bias), -0 added, restores the value. NaN and infinity codes would read
-    as finite numbers (e4m3 0x7F: 480): ops.py sends weights holding them to the cast. One line:
-    Inductor copies these strings into its generated code when model code calls the op.
+    One bf16 fma by 2^(127 - bias), -0 added, restores the value. So far NaN and infinity codes
+    read as finite numbers (e4m3 0x7F: 480); `exact_non_finite` adds three integer steps per word
+    (four for e5m2) before the fma: the format's non-finite bits plus their lowest one carry out
+    exactly for a NaN/inf code, and that carry times 2^k - 1 fills the rest of bf16's exponent, so
+    the lane is bf16 NaN/inf (same mantissa bits) and the fma keeps it. One line: Inductor copies
+    these strings into its generated code when model code calls the op.
     """
     shift = BF16_MANTISSA_BITS - layout.mantissa_bits
     lanes = 0x8000 | (0x7F << shift)  # the sign and the exponent + mantissa bits, in place
     factor = (BF16_BIAS + BF16_BIAS - layout.bias) << BF16_MANTISSA_BITS  # bf16 bits of 2^(127 - bias)
-    return (f"{{ .reg .b32 lo, hi, c, z; mov.b32 c, {factor << 16 | factor:#010x}; mov.b32 z, 0x80008000;"
+    fix = ""
+    if exact_non_finite:
+        special = layout.non_finite_bits << shift  # the bits all set in a NaN/inf code's lane
+        lowest = special & -special
+        carry = 1 << (BF16_MANTISSA_BITS + layout.exponent_bits)  # just above the format's exponent
+        fill = (1 << (BF16_EXPONENT_BITS - layout.exponent_bits)) - 1  # carry * fill: the rest of bf16's exponent
+        for r in ("lo", "hi"):
+            src = r
+            if layout.non_finite_bits != 0x7F:
+                fix += f" and.b32 t, {r}, {special << 16 | special:#010x};"
+                src = "t"
+            fix += (f" add.u32 t, {src}, {lowest << 16 | lowest:#010x}; and.b32 t, t, {carry << 16 | carry:#010x};"
+                    f" mad.lo.u32 {r}, t, {fill}, {r};")
+    return (f"{{ .reg .b32 lo, hi, c, z, t; mov.b32 c, {factor << 16 | factor:#010x}; mov.b32 z, 0x80008000;"
             f" prmt.b32 lo, $2, 0, 0x9180; prmt.b32 hi, $2, 0, 0xB3A2; shl.b32 lo, lo, {shift};"
             f" shl.b32 hi, hi, {shift}; and.b32 lo, lo, {lanes << 16 | lanes:#010x};"
-            f" and.b32 hi, hi, {lanes << 16 | lanes:#010x}; fma.rn.bf16x2 $0, lo, c, z; fma.rn.bf16x2 $1, hi, c, z; }}")
+            f" and.b32 hi, hi, {lanes << 16 | lanes:#010x};{fix} fma.rn.bf16x2 $0, lo, c, z; fma.rn.bf16x2 $1, hi, c, z; }}")
 
 
-_E4M3_TO_BF16_ASM = tl.constexpr(_bf16_widening_asm(FP8_LAYOUT[torch.float8_e4m3fn]))
-_E5M2_TO_BF16_ASM = tl.constexpr(_bf16_widening_asm(FP8_LAYOUT[torch.float8_e5m2]))
+_E4M3_TO_BF16_ASM = tl.constexpr(_bf16_widening_asm(FP8_LAYOUT[torch.float8_e4m3fn], False))
+_E5M2_TO_BF16_ASM = tl.constexpr(_bf16_widening_asm(FP8_LAYOUT[torch.float8_e5m2], False))
+_E4M3_TO_BF16_EXACT_ASM = tl.constexpr(_bf16_widening_asm(FP8_LAYOUT[torch.float8_e4m3fn], True))
+_E5M2_TO_BF16_EXACT_ASM = tl.constexpr(_bf16_widening_asm(FP8_LAYOUT[torch.float8_e5m2], True))
 
 
 @triton.jit
@@ -54,13 +72,23 @@ def _widen_fp8(w, dtype: tl.constexpr, WIDEN: tl.constexpr):
     """fp8 tile -> `dtype` tile, exactly for finite codes. WIDEN_BITS (bf16 only; CUDA sm80+): each
     32-bit register of four bytes becomes two bf16x2 words by a byte permute, a shift, a mask and
     an fma per word, on the integer and FMA pipes. Triton's cast (e4m3x2 -> f16x2, then one F2F per
-    element to bf16) kept the MMA decode kernel at 27-34 us against 21-23 us for this on an H200."""
+    element to bf16) kept the MMA decode kernel at 27-34 us against 21-23 us for this on an H200.
+    WIDEN_BITS_EXACT: the same plus the non-finite steps, so NaN/inf codes read exactly too (14-24%
+    slower at decode on an H200: launches fixed at compile time, which cannot read the weight)."""
     if WIDEN == 1 and dtype == tl.bfloat16:  # ops.WIDEN_BITS
         if w.dtype == tl.float8e5:
             return tl.inline_asm_elementwise(asm=_E5M2_TO_BF16_ASM, constraints="=r,=r,r",
                                              args=[w.to(tl.uint8, bitcast=True)], dtype=tl.bfloat16,
                                              is_pure=True, pack=4)
         return tl.inline_asm_elementwise(asm=_E4M3_TO_BF16_ASM, constraints="=r,=r,r",
+                                         args=[w.to(tl.uint8, bitcast=True)], dtype=tl.bfloat16,
+                                         is_pure=True, pack=4)
+    if WIDEN == 2 and dtype == tl.bfloat16:  # ops.WIDEN_BITS_EXACT
+        if w.dtype == tl.float8e5:
+            return tl.inline_asm_elementwise(asm=_E5M2_TO_BF16_EXACT_ASM, constraints="=r,=r,r",
+                                             args=[w.to(tl.uint8, bitcast=True)], dtype=tl.bfloat16,
+                                             is_pure=True, pack=4)
+        return tl.inline_asm_elementwise(asm=_E4M3_TO_BF16_EXACT_ASM, constraints="=r,=r,r",
                                          args=[w.to(tl.uint8, bitcast=True)], dtype=tl.bfloat16,
                                          is_pure=True, pack=4)
     if w.dtype == tl.float8e5 and dtype == tl.bfloat16:
@@ -169,7 +197,7 @@ def fp8_weight_only_kernel(
     elementwise accumulator, reduced once at the end); 1 acc[M, N] += x @ w.T; 2 acc[N, M] +=
     w @ x.T (the weight fills the MMA's large dimension at small M). DOT_IN_FP32 gives the MMA
     fp32 operands (exact, slow): for fp32 x, and in the interpreter, whose bf16 dot is wrong.
-    WIDEN: how the MMA modes widen the fp8 tile (ops.WIDEN_CAST or ops.WIDEN_BITS, see `_widen_fp8`).
+    WIDEN: how the MMA modes widen the fp8 tile (ops.WIDEN_CAST, WIDEN_BITS or WIDEN_BITS_EXACT, see `_widen_fp8`).
     SCALE_MODE: 0 per-tensor, 1 per-channel, 2 block. BLOCK_K divides SCALE_BLOCK_K, so a K-tile
     has one block scale per weight row: it multiplies the weight tile row by row, or, with
     SCALE_ON_X (GEMV programs whose rows all share one scale row), the fp32 activations as one

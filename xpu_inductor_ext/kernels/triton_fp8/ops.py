@@ -37,7 +37,8 @@ MMA_FP8_SPLIT = 3  # acc[N, M] += w @ split(x).T on the fp8 MMA (kernels.fp8_wei
 
 # How the weight-only kernel's MMA modes widen fp8 weights (its WIDEN constexpr; see kernels._widen_fp8).
 WIDEN_CAST = 0  # w.to(x.dtype): portable (Intel's Triton, the interpreter, fp16/fp32 activations)
-WIDEN_BITS = 1  # inline PTX bit moves + one exact multiply: bf16 activations on CUDA sm80+
+WIDEN_BITS = 1  # inline PTX bit moves + one exact multiply: bf16 activations on CUDA sm80+, finite codes
+WIDEN_BITS_EXACT = 2  # the bit moves with NaN/inf codes read exactly too: launches fixed without the weight
 WIDEN_BITS_MIN_CAPABILITY = (8, 0)  # fma.rn.bf16x2
 TMA_MIN_CAPABILITY = (9, 0)  # bulk tensor copies (tensor descriptors)
 SPLIT_MMA_MIN_CAPABILITY = (9, 0)  # fp8 MMA exists from 8.9 (Ada); the split MMA was measured faster on an H200 only
@@ -265,9 +266,17 @@ def default_decode_plan(x: torch.Tensor, w: torch.Tensor, scale_mode: int, scale
 
 def split_mma_available(x: torch.Tensor, w: torch.Tensor) -> bool:
     """Whether the fp8 split MMA may run: bf16 activations on an NVIDIA GPU of compute capability
-    SPLIT_MMA_MIN_CAPABILITY or newer (not under the interpreter), and a weight not known to hold
-    NaN/inf codes (an inf weight met by a zero lo term would read NaN, not inf)."""
-    return _bf16_on_cuda(x, SPLIT_MMA_MIN_CAPABILITY) and weight_codes_finite(w) is not False
+    SPLIT_MMA_MIN_CAPABILITY or newer (not under the interpreter), and an e4m3 weight or one not
+    known to hold NaN/inf codes (an e5m2 inf met by a zero lo term would read NaN, not inf)."""
+    if not _bf16_on_cuda(x, SPLIT_MMA_MIN_CAPABILITY):
+        return False
+    return split_mma_reads_any_codes(w) or weight_codes_finite(w) is not False
+
+
+def split_mma_reads_any_codes(w: torch.Tensor) -> bool:
+    """Whether the fp8 split MMA reads every code of `w`'s format exactly: e4m3 has no inf, and a
+    NaN code stays NaN through both terms (every e4m3 code checked on an H200, bench_triton_fp8)."""
+    return w.dtype == torch.float8_e4m3fn
 
 
 def _bf16_on_cuda(x: torch.Tensor, min_capability: tuple) -> bool:
@@ -306,6 +315,12 @@ def _weight_only_scale_args(w_scale, scale_mode, block_n, block_k):
     if scale_mode == SCALE_PER_CHANNEL:
         return w_scale.stride(0), 0, 1, 1
     return 0, 0, 1, 1
+
+
+def exact_widen_mode(x: torch.Tensor) -> int:
+    """The widening that reads every code exactly without looking at the weight: WIDEN_BITS_EXACT
+    where WIDEN_BITS would run, else WIDEN_CAST (for launches fixed at compile time)."""
+    return WIDEN_BITS_EXACT if _bf16_on_cuda(x, WIDEN_BITS_MIN_CAPABILITY) else WIDEN_CAST
 
 
 def widen_mode(x: torch.Tensor, w: torch.Tensor) -> int:
@@ -575,7 +590,7 @@ def _weight_only_op(x: torch.Tensor, w: torch.Tensor, w_scale: torch.Tensor, bia
 
 def _codes_finite_if_asked(x: torch.Tensor, w: torch.Tensor) -> Optional[bool]:
     """`weight_codes_finite(w)` where the launch depends on it (a 2-D fp8 weight, bf16 activations
-    on CUDA: the widening, the split MMA), else None (asked before validation: any input comes)."""
+    on CUDA: the widening, the split MMA of e5m2), else None (asked before validation: any input comes)."""
     if w.dim() != 2 or w.dtype not in FP8_LAYOUT or not _bf16_on_cuda(x, WIDEN_BITS_MIN_CAPABILITY):
         return None
     return weight_codes_finite(w)
