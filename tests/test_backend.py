@@ -181,3 +181,24 @@ def test_reduce_overhead_mode_is_passed_on_and_still_fuses(monkeypatch, tmp_path
     fused = xpu_inductor_ext.reports()[-1]["fused"]
     assert [e["op"] for e in fused] == ["xpu_quant::fp8_weight_only_mm"] * 2
     assert modes == ["reduce-overhead"]
+
+
+def test_cuda_graphs_get_a_cpp_wrapper_unless_inductor_captures_them(monkeypatch):
+    """Option cpp_wrapper: C++ host code for inference graphs on CUDA (fewer µs per kernel launch
+    without CUDA graphs), never for CPU graphs, never under mode="reduce-overhead", off on request."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    from xpu_inductor_ext import backend
+
+    seen = []
+    monkeypatch.setattr(backend, "compile_fx", lambda gm, inputs, config_patches: seen.append(config_patches))
+    with FakeTensorMode(allow_non_fake_inputs=True):
+        on_gpu = [torch.empty(4, 8, device="cuda")]
+    on_cpu = [torch.empty(4, 8)]
+    with torch.no_grad():
+        backend.compile_graph(None, on_gpu, load_config())
+        backend.compile_graph(None, on_cpu, load_config())
+        backend.compile_graph(None, on_gpu, load_config(), mode="reduce-overhead")
+        backend.compile_graph(None, on_gpu, load_config({"cpp_wrapper": False}))
+    assert [p.get("cpp_wrapper", False) for p in seen] == [True, False, False, False]
+    assert seen[2]["triton.cudagraphs"] is True

@@ -23,14 +23,26 @@ def _needs_grad(example_inputs) -> bool:
         isinstance(t, torch.Tensor) and t.requires_grad for t in example_inputs)
 
 
+def _on_cuda(example_inputs) -> bool:
+    return any(isinstance(t, torch.Tensor) and t.device.type == "cuda" for t in example_inputs)
+
+
+def _inductor_cudagraphs(patches: dict) -> bool:
+    """Whether Inductor will capture this graph in CUDA graphs (mode="reduce-overhead")."""
+    return bool(patches.get("triton.cudagraphs", torch._inductor.config.triton.cudagraphs))
+
+
 def compile_graph(gm: torch.fx.GraphModule, example_inputs, config: Config, mode: str | None = None):
-    """Compile one Dynamo graph with Inductor plus the xpu_quant passes (inference graphs only)."""
+    """Compile one Dynamo graph with Inductor plus the xpu_quant passes (inference graphs only;
+    C++ host code for CUDA graphs outside Inductor's CUDA graphs, as option cpp_wrapper says)."""
     patches = dict(torch._inductor.list_mode_options(mode)) if mode else {}
     if _needs_grad(example_inputs):
         log.info("xpu_quant: graph needs gradients (training): passed to Inductor unchanged; "
                  "run inference under torch.no_grad() or torch.inference_mode() to fuse")
         return compile_fx(gm, example_inputs, config_patches=patches)
     patches["post_grad_custom_pre_pass"] = XpuQuantPassManager(config)
+    if config.cpp_wrapper and _on_cuda(example_inputs) and not _inductor_cudagraphs(patches):
+        patches["cpp_wrapper"] = True
     if config.dump_dir:
         patches["force_disable_caches"] = True
     return compile_fx(gm, example_inputs, config_patches=patches)
