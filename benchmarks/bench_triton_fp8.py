@@ -142,10 +142,13 @@ def scaled_mm_block(a, b, a_s, b_s):
 
 def check_every_fp8_code(tf):
     """Each of the 256 codes of e4m3fn and e5m2 through every weight-only launch path (GEMV at M = 1,
-    2, the MMA decode kernel at M = 16, the tiled kernel at M = 64), read back exactly: w[n, 0] is
-    code n and w[n, 1:] = 0, x[:, 0] = 1, so out[m, n] = value(code n). NaN/inf codes are printed,
-    not checked (the bit moves read them as finite numbers). Triton's own cast (WIDEN_CAST, on CUDA
-    only the fallback for weights holding such codes) is shown beside, not counted. Returns the number of failures."""
+    2, the MMA decode kernel at M = 16, the tiled kernel at M = 64, the fp8 split MMA, each
+    widening forced), read back exactly: w[n, 0] is code n and w[n, 1:] = 0, x[:, 0] = 1, so
+    out[m, n] = value(code n). NaN/inf codes are checked too (NaN where the code is NaN, the same
+    inf), except where a path is known to read them otherwise: the bit moves (WIDEN_BITS, taken
+    only for weights without such codes) read them as finite numbers, and the split MMA reads an
+    e5m2 inf as NaN (not taken for e5m2 weights holding one). The exact bit moves
+    (WIDEN_BITS_EXACT, fixed launches) read them all. Returns the number of failures."""
     from xpu_inductor_ext.kernels.triton_fp8 import ops
     from xpu_inductor_ext.kernels.triton_fp8.validation import SCALE_PER_CHANNEL
 
@@ -153,25 +156,33 @@ def check_every_fp8_code(tf):
     n, k = 256, 512
     scale = torch.ones(n, 1, device="cuda")
     cast_plan = ops.DecodePlan(ops.MMA_DOT, 16, 32, 256, 1, 4, 3, widen=ops.WIDEN_CAST)
+    exact_plan = ops.DecodePlan(ops.MMA_DOT_SWAPPED, 16, 64, 128, 2, 4, 4, widen=ops.WIDEN_BITS_EXACT, accumulators=2)
+    bits_plan = ops.DecodePlan(ops.MMA_DOT, 16, 64, 128, 2, 4, 4, widen=ops.WIDEN_BITS, accumulators=2)
     split_plan = ops.DecodePlan(ops.MMA_FP8_SPLIT, 16, 64, 128, 2, 4, 4)
+    labels = {None: "default plan", split_plan: "fp8 split MMA", cast_plan: "Triton's cast",
+              exact_plan: "exact bit moves, swapped", bits_plan: "bit moves"}
     for fmt in (torch.float8_e4m3fn, torch.float8_e5m2):
         raw = torch.zeros(n, k, device="cuda", dtype=torch.uint8)
         raw[:, 0] = torch.arange(256, device="cuda", dtype=torch.int32).to(torch.uint8)
         w = raw.view(fmt)
         ref = w.float()[:, 0]
         finite = torch.isfinite(ref)
-        for m, plan in ((1, None), (2, None), (16, None), (64, None), (4, split_plan), (16, cast_plan)):
+        for m, plan in ((1, None), (2, None), (16, None), (64, None), (4, split_plan), (16, cast_plan),
+                        (4, exact_plan), (16, exact_plan), (16, bits_plan)):
             x = (torch.randn(m, k, device="cuda") / 10).to(ACT)
             x[:, 0] = 1
-            out = ops.launch_weight_only(x, w, scale, None, 0, 0, SCALE_PER_CHANNEL, plan=plan)
-            bad = int((out.float() != ref)[:, finite].sum())
-            counted = plan is not cast_plan
-            failures += counted and bad > 0
-            specials = [f"{c:#04x}->{v:g}" for c, v in enumerate(out[0].float().tolist()) if not math.isfinite(ref[c])]
-            label = {None: "default plan", split_plan: "fp8 split MMA"}.get(plan, "Triton's cast (the NaN/inf fallback)")
-            status = ("ok  " if not bad else "FAIL") if counted else "note"
-            print(f"  {status} every {fmt} code, M={m}, {label}: {bad} of {m * int(finite.sum())} finite reads differ; "
-                  f"non-finite codes read as {', '.join(specials[:4])}{', ...' if len(specials) > 4 else ''}")
+            out = ops.launch_weight_only(x, w, scale, None, 0, 0, SCALE_PER_CHANNEL, plan=plan).float()
+            bad = int((out != ref)[:, finite].sum())
+            exact = not (plan is bits_plan or (plan is split_plan and fmt == torch.float8_e5m2))
+            special = out[:, ~finite]
+            wrong = int((special.isnan() != ref[~finite].isnan()).sum()
+                        + ((special != ref[~finite]) & ~ref[~finite].isnan()).sum())
+            failures += bad > 0 or (exact and wrong > 0)
+            specials = [f"{c:#04x}->{v:g}" for c, v in enumerate(out[0].tolist()) if not math.isfinite(ref[c])]
+            status = "ok  " if not bad and (not exact or not wrong) else "FAIL"
+            print(f"  {status} every {fmt} code, M={m}, {labels[plan]}: {bad} of {m * int(finite.sum())} finite reads "
+                  f"differ; NaN/inf codes {'checked' if exact else 'not checked'}, {wrong} differ, read as "
+                  f"{', '.join(specials[:4])}{', ...' if len(specials) > 4 else ''}")
     for fmt, code in ((torch.float8_e4m3fn, 0x7F), (torch.float8_e5m2, 0x7C)):  # NaN / inf in one weight
         raw = (torch.randn(n, k, device="cuda") / 10).to(fmt).view(torch.uint8)
         raw[3, 5] = code
@@ -257,7 +268,8 @@ def check_graph_launches():
 
     failures = 0
     cases = [("weight_only", "channel", ACT, (1, 2), "inductor"), ("weight_only", "channel", torch.float16, (4, 16), "inductor"),
-             ("weight_only", "block", ACT, (1, 2), "inductor"), ("weight_only", "channel", ACT, (4,), "op"),
+             ("weight_only", "block", ACT, (1, 2), "inductor"),
+             ("weight_only", "channel", ACT, (4, 16), "inductor"), ("weight_only", "block", ACT, (4, 16), "inductor"),
              ("dynamic", "block", ACT, (1, 8, 16), "inductor")]
     for mode, scale, dtype, ms, expected in cases:
         for n, k, bias in ((4096, 4096, False), (1000, 1408, True)):
@@ -492,6 +504,7 @@ def main() -> int:
     parser.add_argument("--family", choices=("all", "split"), default="all",
                         help="decode sweep: every plan family, or the default plan and the fp8 split MMA only")
     parser.add_argument("--out", default=os.environ.get("OUT"), help="folder for a JSON of the sweep results")
+    parser.add_argument("--check", action="store_true", help="the correctness checks only, no timing")
     args = parser.parse_args()
     if not torch.cuda.is_available():
         print("bench_triton_fp8: no CUDA GPU here; nothing to benchmark")
@@ -508,7 +521,9 @@ def main() -> int:
     failures = check_every_fp8_code(tf) + check_correctness(tf) + check_graph_launches()
     print(f"[{time.time() - start:.0f} s]")
     guarded(check_compiled_ops, tf)
-    if args.sweep:
+    if args.check:
+        pass
+    elif args.sweep:
         results = []
         if args.sweep in ("decode", "all"):
             sweep_weight_only(ceil, results, args.ms, args.family)
