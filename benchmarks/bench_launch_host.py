@@ -4,8 +4,9 @@ A 1024 x 1024 FP8 weight-only linear (per-channel, bf16, M = 1: the GEMV, tiny o
 the host sets the pace), µs per call with one sync per round, all in one run:
 - eager: `F.linear` in bf16, and our op called directly;
 - compiled: `x + 1` (the wrappers and one Inductor kernel: what every compiled call pays),
-  `F.linear` in bf16 under plain Inductor, and the FP8 linear under `backend="xpu_quant"` with
-  option `graph_launch` on (Inductor launches the kernel) and off (the op launches it at run time).
+  `F.linear` in bf16 under plain Inductor, and the FP8 linear under `backend="xpu_quant"` as the
+  defaults compile it (Inductor launches the kernel from C++ host code), with option `cpp_wrapper`
+  off (Python host code), and with `graph_launch` off too (the op launches it at run time).
 
     PYTHONPATH=.:benchmarks python benchmarks/bench_launch_host.py
 """
@@ -61,14 +62,17 @@ def main() -> int:
         cases["eager op call"] = lambda: op(x, fp8.weight, fp8.weight_scale, None, 0, 0)
         plus_one = torch.compile(lambda t: t + 1)
         plain = torch.compile(dense)
-        fixed = torch.compile(quant, backend="xpu_quant", dynamic=False, options={"graph_launch": True})
-        errors = {"graph_launch on": (fixed(x).float() - ref.float()).norm().item() / ref.float().norm().item()}
-        by_op = torch.compile(quant, backend="xpu_quant", dynamic=False, options={"graph_launch": False})
-        errors["graph_launch off"] = (by_op(x).float() - ref.float()).norm().item() / ref.float().norm().item()
+        variants = {"defaults (Inductor launches, C++ host code)": {},
+                    "cpp_wrapper off (Inductor launches, Python host code)": {"cpp_wrapper": False},
+                    "graph_launch and cpp_wrapper off (the op launches)": {"graph_launch": False, "cpp_wrapper": False}}
+        compiled = {name: torch.compile(quant, backend="xpu_quant", dynamic=False, options=options)
+                    for name, options in variants.items()}
+        errors = {name: (fn(x).float() - ref.float()).norm().item() / ref.float().norm().item()
+                  for name, fn in compiled.items()}
         cases["compiled x + 1"] = lambda: plus_one(x)
         cases["compiled F.linear bf16 (plain Inductor)"] = lambda: plain(x)
-        cases["compiled xpu_quant, graph_launch on (Inductor launches)"] = lambda: fixed(x)
-        cases["compiled xpu_quant, graph_launch off (the op launches)"] = lambda: by_op(x)
+        for name, fn in compiled.items():
+            cases[f"compiled xpu_quant, {name}"] = fn
         rows = [[name, f"{host_us(fn):.1f}"] for name, fn in cases.items()]
     print(header("cuda"))
     print(f"# M = {M}, N = K = {N}; rel err vs eager: " + ", ".join(f"{k} {v:.1e}" for k, v in errors.items()))

@@ -68,6 +68,13 @@ _E5M2_TO_BF16_EXACT_ASM = tl.constexpr(_bf16_widening_asm(FP8_LAYOUT[torch.float
 
 
 @triton.jit
+def _widen_by_asm(w, asm: tl.constexpr):
+    """An fp8 tile as bf16 through one of the `_bf16_widening_asm` programs (four codes a register)."""
+    return tl.inline_asm_elementwise(asm=asm, constraints="=r,=r,r", args=[w.to(tl.uint8, bitcast=True)],
+                                     dtype=tl.bfloat16, is_pure=True, pack=4)
+
+
+@triton.jit
 def _widen_fp8(w, dtype: tl.constexpr, WIDEN: tl.constexpr):
     """fp8 tile -> `dtype` tile, exactly for finite codes. WIDEN_BITS (bf16 only; CUDA sm80+): each
     32-bit register of four bytes becomes two bf16x2 words by a byte permute, a shift, a mask and
@@ -77,20 +84,12 @@ def _widen_fp8(w, dtype: tl.constexpr, WIDEN: tl.constexpr):
     slower at decode on an H200: launches fixed at compile time, which cannot read the weight)."""
     if WIDEN == 1 and dtype == tl.bfloat16:  # ops.WIDEN_BITS
         if w.dtype == tl.float8e5:
-            return tl.inline_asm_elementwise(asm=_E5M2_TO_BF16_ASM, constraints="=r,=r,r",
-                                             args=[w.to(tl.uint8, bitcast=True)], dtype=tl.bfloat16,
-                                             is_pure=True, pack=4)
-        return tl.inline_asm_elementwise(asm=_E4M3_TO_BF16_ASM, constraints="=r,=r,r",
-                                         args=[w.to(tl.uint8, bitcast=True)], dtype=tl.bfloat16,
-                                         is_pure=True, pack=4)
+            return _widen_by_asm(w, _E5M2_TO_BF16_ASM)
+        return _widen_by_asm(w, _E4M3_TO_BF16_ASM)
     if WIDEN == 2 and dtype == tl.bfloat16:  # ops.WIDEN_BITS_EXACT
         if w.dtype == tl.float8e5:
-            return tl.inline_asm_elementwise(asm=_E5M2_TO_BF16_EXACT_ASM, constraints="=r,=r,r",
-                                             args=[w.to(tl.uint8, bitcast=True)], dtype=tl.bfloat16,
-                                             is_pure=True, pack=4)
-        return tl.inline_asm_elementwise(asm=_E4M3_TO_BF16_EXACT_ASM, constraints="=r,=r,r",
-                                         args=[w.to(tl.uint8, bitcast=True)], dtype=tl.bfloat16,
-                                         is_pure=True, pack=4)
+            return _widen_by_asm(w, _E5M2_TO_BF16_EXACT_ASM)
+        return _widen_by_asm(w, _E4M3_TO_BF16_EXACT_ASM)
     if w.dtype == tl.float8e5 and dtype == tl.bfloat16:
         # Triton 3.6's direct e5m2 -> bf16 cast reads inf/NaN codes as finite numbers (seen on an
         # H200); through fp32 they stay inf/NaN.
