@@ -1,6 +1,7 @@
 """The backend end to end: entry point, options, dynamic shapes, training graphs, cache, dumps, CLI."""
 
 import json
+import re
 import logging
 import subprocess
 import sys
@@ -202,3 +203,18 @@ def test_cuda_graphs_get_a_cpp_wrapper_unless_inductor_captures_them(monkeypatch
         backend.compile_graph(None, on_gpu, load_config({"cpp_wrapper": False}))
     assert [p.get("cpp_wrapper", False) for p in seen] == [True, False, False, False]
     assert seen[2]["triton.cudagraphs"] is True
+    reasons = [p["post_grad_custom_pre_pass"].host_code["reason"] for p in seen]
+    assert "CUDA inference graph" in reasons[0] and "not a CUDA graph" in reasons[1]
+    assert "reduce-overhead" in reasons[2] and reasons[3] == "option cpp_wrapper is off"
+
+
+def test_report_and_inspect_say_which_host_code_a_graph_got(compile_quant, capsys):
+    import xpu_inductor_ext
+
+    compiled = compile_quant(fp8_mlp("weight_only"))
+    compiled(torch.randn(3, 64).to(BF16))
+    assert compiled.reports()[-1]["host_code"] == xpu_inductor_ext.reports()[-1]["host_code"] == {
+        "cpp": False, "reason": "not a CUDA graph (the C++ host code pays off at CUDA decode)"}
+    assert cli_main(["inspect", str(compiled.dump_dir)]) == 0
+    out = capsys.readouterr().out
+    assert "host code (option cpp_wrapper)" in out and re.search(r"Python +not a CUDA graph", out)

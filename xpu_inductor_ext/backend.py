@@ -23,13 +23,16 @@ def _needs_grad(example_inputs) -> bool:
         isinstance(t, torch.Tensor) and t.requires_grad for t in example_inputs)
 
 
-def _on_cuda(example_inputs) -> bool:
-    return any(isinstance(t, torch.Tensor) and t.device.type == "cuda" for t in example_inputs)
-
-
-def _inductor_cudagraphs(patches: dict) -> bool:
-    """Whether Inductor will capture this graph in CUDA graphs (mode="reduce-overhead")."""
-    return bool(patches.get("triton.cudagraphs", torch._inductor.config.triton.cudagraphs))
+def _host_code(config: Config, example_inputs, patches: dict) -> dict:
+    """Whether Inductor writes this graph's host code in C++ (option cpp_wrapper), and why; the
+    report's ``host_code`` entry."""
+    if not config.cpp_wrapper:
+        return {"cpp": False, "reason": "option cpp_wrapper is off"}
+    if not any(isinstance(t, torch.Tensor) and t.device.type == "cuda" for t in example_inputs):
+        return {"cpp": False, "reason": "not a CUDA graph (the C++ host code pays off at CUDA decode)"}
+    if patches.get("triton.cudagraphs", torch._inductor.config.triton.cudagraphs):
+        return {"cpp": False, "reason": "Inductor's CUDA graphs (mode=\"reduce-overhead\") replay the launches"}
+    return {"cpp": True, "reason": "a CUDA inference graph (option cpp_wrapper)"}
 
 
 def compile_graph(gm: torch.fx.GraphModule, example_inputs, config: Config, mode: str | None = None):
@@ -40,9 +43,10 @@ def compile_graph(gm: torch.fx.GraphModule, example_inputs, config: Config, mode
         log.info("xpu_quant: graph needs gradients (training): passed to Inductor unchanged; "
                  "run inference under torch.no_grad() or torch.inference_mode() to fuse")
         return compile_fx(gm, example_inputs, config_patches=patches)
-    patches["post_grad_custom_pre_pass"] = XpuQuantPassManager(config)
-    if config.cpp_wrapper and _on_cuda(example_inputs) and not _inductor_cudagraphs(patches):
+    host_code = _host_code(config, example_inputs, patches)
+    if host_code["cpp"]:
         patches["cpp_wrapper"] = True
+    patches["post_grad_custom_pre_pass"] = XpuQuantPassManager(config, host_code)
     if config.dump_dir:
         patches["force_disable_caches"] = True
     return compile_fx(gm, example_inputs, config_patches=patches)

@@ -15,10 +15,11 @@ REPORT_FILE = "report.json"
 class CompileReport:
     """Collects the decisions of one compiled graph; serialises to ``report.json``."""
 
-    def __init__(self, graph_id: str, config_json: str, device: str) -> None:
+    def __init__(self, graph_id: str, config_json: str, device: str, host_code: dict | None = None) -> None:
         self.graph_id = graph_id
         self.config = json.loads(config_json)
         self.device = device
+        self.host_code = host_code  # {"cpp": bool, "reason": str}: Inductor's host code for the graph
         self.passes: list[dict] = []
         self.fused_nodes: list[dict] = []
         self.near_misses: list[dict] = []
@@ -64,6 +65,7 @@ class CompileReport:
             "torch": torch.__version__,
             "python": host.python_version(),
             "device": self.device,
+            "host_code": self.host_code,
             "config": self.config,
             "passes": self.passes,
             "fused": self.fused_nodes,

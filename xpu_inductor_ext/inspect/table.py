@@ -28,11 +28,15 @@ def _launch(entry: dict) -> str:
 
 def report_table(reports: list[dict], verbose: bool = False) -> str:
     """One row per fused node (graph, pattern, op, kernel, who launches it and why, refusals),
-    then the near misses."""
+    then each graph's host code and the near misses."""
     rows = [[r["graph"], e["pattern"], e["op"], e.get("kernel") or "-", _launch(e), _refusals(e)]
             for r in reports for e in r["fused"]]
     text = format_table(["graph", "pattern", "op", "kernel", "launch", "refused"], rows,
                         10_000 if verbose else 90)
+    hosts = [[r["graph"], "C++" if r["host_code"]["cpp"] else "Python", r["host_code"]["reason"]]
+             for r in reports if r.get("host_code")]
+    if hosts:
+        text += "\n\nhost code (option cpp_wrapper):\n" + format_table(["graph", "host code", "why"], hosts)
     misses = [[r["graph"], m["pattern"], m["node"], m["reason"]] for r in reports for m in r["near_misses"]]
     if misses:
         text += "\n\nnear misses (left unfused):\n" + format_table(["graph", "pattern", "node", "reason"], misses,

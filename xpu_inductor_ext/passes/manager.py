@@ -73,12 +73,13 @@ def _kept(node) -> bool:
 class XpuQuantPassManager(CustomGraphPass):
     """Pattern families -> kernel selection -> cleanup, with dumps and a report."""
 
-    def __init__(self, config: Config) -> None:
+    def __init__(self, config: Config, host_code: dict | None = None) -> None:
         self.config = config
+        self.host_code = host_code  # the backend's choice of host code (reported, not acted on here)
 
     def __call__(self, graph: Graph) -> None:
         graph_id = new_graph_id()
-        report = CompileReport(graph_id, self.config.to_json(), _graph_device(graph))
+        report = CompileReport(graph_id, self.config.to_json(), _graph_device(graph), self.host_code)
         dumper = GraphDumper(self.config.dump_dir, graph_id)
         dumper.stage("input", graph)
         for family in patterns.FAMILIES:
