@@ -218,3 +218,37 @@ def test_report_and_inspect_say_which_host_code_a_graph_got(compile_quant, capsy
     assert cli_main(["inspect", str(compiled.dump_dir)]) == 0
     out = capsys.readouterr().out
     assert "host code (option cpp_wrapper)" in out and re.search(r"Python +not a CUDA graph", out)
+
+
+def test_a_failed_cpp_build_falls_back_to_python_host_code(monkeypatch, caplog):
+    """A machine without a working C++ toolchain still compiles: the graph is built again with
+    Python host code, logged and reported; any other compile error is raised as it came."""
+    from torch._inductor.exc import CppCompileError, InductorError
+    from torch._subclasses.fake_tensor import FakeTensorMode
+
+    from xpu_inductor_ext import backend
+
+    calls = []
+
+    def fake_compile_fx(gm, inputs, config_patches):
+        calls.append(dict(config_patches))
+        if config_patches.get("cpp_wrapper"):
+            raise InductorError(CppCompileError(["g++", "wrapper.cpp"], "fatal error: Python.h: missing"), None)
+        return "python-wrapped"
+
+    monkeypatch.setattr(backend, "compile_fx", fake_compile_fx)
+    with FakeTensorMode(allow_non_fake_inputs=True):
+        on_gpu = [torch.empty(4, 8, device="cuda")]
+    with torch.no_grad(), caplog.at_level(logging.WARNING, logger="xpu_inductor_ext"):
+        assert backend.compile_graph(None, on_gpu, load_config()) == "python-wrapped"
+    assert [c["cpp_wrapper"] for c in calls] == [True, False]
+    host_code = calls[-1]["post_grad_custom_pre_pass"].host_code
+    assert not host_code["cpp"] and "did not build (CppCompileError: C++ compile error)" in host_code["reason"]
+    assert "C++ host code did not build" in caplog.text
+
+    def other_failure(gm, inputs, config_patches):
+        raise ValueError("fp8_weight_only_mm: w_scale must be float32")
+
+    monkeypatch.setattr(backend, "compile_fx", other_failure)
+    with torch.no_grad(), pytest.raises(ValueError, match="w_scale must be float32"):
+        backend.compile_graph(None, on_gpu, load_config())

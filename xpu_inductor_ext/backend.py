@@ -43,13 +43,33 @@ def compile_graph(gm: torch.fx.GraphModule, example_inputs, config: Config, mode
         log.info("xpu_quant: graph needs gradients (training): passed to Inductor unchanged; "
                  "run inference under torch.no_grad() or torch.inference_mode() to fuse")
         return compile_fx(gm, example_inputs, config_patches=patches)
-    host_code = _host_code(config, example_inputs, patches)
-    if host_code["cpp"]:
-        patches["cpp_wrapper"] = True
-    patches["post_grad_custom_pre_pass"] = XpuQuantPassManager(config, host_code)
     if config.dump_dir:
         patches["force_disable_caches"] = True
-    return compile_fx(gm, example_inputs, config_patches=patches)
+    host_code = _host_code(config, example_inputs, patches)
+    patches["post_grad_custom_pre_pass"] = XpuQuantPassManager(config, host_code)
+    if not host_code["cpp"]:  # Inductor's own cpp_wrapper setting stands
+        return compile_fx(gm, example_inputs, config_patches=patches)
+    patches["cpp_wrapper"] = True
+    try:
+        return compile_fx(gm, example_inputs, config_patches=patches)
+    except Exception as exc:  # noqa: BLE001 - only a failed C++ build is retried, the rest re-raised
+        if not _cpp_build_failed(exc):
+            raise
+        first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        log.warning("xpu_quant: the C++ host code did not build (%s); compiling with Python host code "
+                    "(option cpp_wrapper=False skips the attempt)", first_line)
+        host_code = {"cpp": False, "reason": f"the C++ host code did not build ({first_line}): Python host code"}
+        patches.update(cpp_wrapper=False, post_grad_custom_pre_pass=XpuQuantPassManager(config, host_code))
+        return compile_fx(gm, example_inputs, config_patches=patches)
+
+
+def _cpp_build_failed(exc: Exception) -> bool:
+    """Whether Inductor failed building a graph's C++ host code (a missing compiler or header)."""
+    from torch._inductor.exc import CppCompileError, CppWrapperCodegenError, InductorError
+
+    if isinstance(exc, InductorError):
+        exc = exc.inner_exception
+    return isinstance(exc, (CppCompileError, CppWrapperCodegenError))
 
 
 def xpu_quant(gm: torch.fx.GraphModule, example_inputs, options: dict | None = None, mode: str | None = None):
