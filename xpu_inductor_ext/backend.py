@@ -64,12 +64,13 @@ def compile_graph(gm: torch.fx.GraphModule, example_inputs, config: Config, mode
 
 
 def _cpp_build_failed(exc: Exception) -> bool:
-    """Whether Inductor failed building a graph's C++ host code (a missing compiler or header)."""
-    from torch._inductor.exc import CppCompileError, CppWrapperCodegenError, InductorError
+    """Whether Inductor failed building a graph's C++ host code (a missing compiler or header);
+    Inductor wraps its errors in an InductorError holding the `inner_exception`."""
+    from torch._inductor import exc as inductor_errors
 
-    if isinstance(exc, InductorError):
-        exc = exc.inner_exception
-    return isinstance(exc, (CppCompileError, CppWrapperCodegenError))
+    kinds = tuple(getattr(inductor_errors, name) for name in ("CppCompileError", "CppWrapperCodegenError")
+                  if hasattr(inductor_errors, name))
+    return isinstance(getattr(exc, "inner_exception", exc), kinds)
 
 
 def xpu_quant(gm: torch.fx.GraphModule, example_inputs, options: dict | None = None, mode: str | None = None):
