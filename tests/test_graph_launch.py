@@ -85,7 +85,7 @@ def test_fixed_launches_refuse_other_devices_and_dynamic_m():
         mode.shape_env = ShapeEnv()
         x = torch.empty((mode.shape_env.create_unbacked_symint(), 256), dtype=torch.bfloat16, device="cuda")
         launch, why = graph_launch.fixed_weight_only_launch(x, *_weight_only_args(1, 256, 256)[1:3], None, 0, 0)
-    assert launch is None and "dynamic" in why
+    assert launch is None and "dynamic" in why and "dynamic=False" in why
 
 
 def test_block_scaled_fixed_decode_plan_uses_pointer_loads_without_pdl():

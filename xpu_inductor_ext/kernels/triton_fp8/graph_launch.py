@@ -37,7 +37,8 @@ def _refusal(x: torch.Tensor) -> Optional[str]:
         return f"device {x.device.type}: fixed launches are built for CUDA only"
     m = x.shape[0]
     if not isinstance(m, int):
-        return f"M = {m} is dynamic: the plan depends on it"
+        return (f"M = {m} is dynamic: the plan depends on it (compile with dynamic=False for one graph per "
+                "decode batch size, whose launches Inductor makes)")
     if m == 0:
         return "M = 0"
     if m > ops.DECODE_MAX_M:
