@@ -15,6 +15,10 @@
    compared bit for bit.
 5. The MMA decode's K split where the tiles overfill a wave (N = 28672, 32000): the default
    (`ops.mma_split_wanted`) against no split.
+6. Per-channel e4m3 decode, M in {3, 4, 8, 16}, as the launches fixed in the graph could run it:
+   the exact bit moves (what they take, WIDEN_BITS_EXACT) against the finite-only moves (the op's,
+   for weights without NaN/inf codes) and the fp8 split MMA (exact for every e4m3 code), each
+   against the floor. Not yet run: it decides whether fixed launches should take the split MMA.
 The second session's numbers in benchmarks/RESULTS.md come from sections 1-2 as they were run
 before the floor column was added; sections 3-5 record the third session's. `--only 3,4` runs some.
 Exits cleanly without a GPU.
@@ -175,9 +179,31 @@ def wide_split_ab(bt, ops, ceil):
               f"{n * k / ceil['copy_gbs'] / 1e3:5.1f}", flush=True)
 
 
+def fixed_per_channel_ab(bt, ops, ceil):
+    from xpu_inductor_ext.kernels.triton_fp8.validation import SCALE_PER_CHANNEL
+
+    sms = torch.cuda.get_device_properties(0).multi_processor_count
+    print("per-channel e4m3 decode, us (x floor): exact bit moves / finite bit moves / split MMA")
+    for (n, k), m in itertools.product(SHAPES[:3], (3, 4, 8, 16)):
+        copies = per_channel_copies(bt, n, k)
+        x = torch.randn(m, k, device="cuda").bfloat16()
+        default = ops.default_decode_plan(x, copies[0][0], SCALE_PER_CHANNEL, 0, 0)
+        tiles = -(-n // ops.SPLIT_BLOCK_N)
+        split = ops.DecodePlan(ops.MMA_FP8_SPLIT, ops.DECODE_BLOCK_M, ops.SPLIT_BLOCK_N, ops.SPLIT_BLOCK_K,
+                               ops._bounded_split(ops.mma_split_wanted(tiles, sms), k, ops.SPLIT_BLOCK_K),
+                               ops.DECODE_NUM_WARPS, ops.DECODE_NUM_STAGES)
+        plans = (dataclasses.replace(default, widen=ops.WIDEN_BITS_EXACT), dataclasses.replace(default, widen=ops.WIDEN_BITS),
+                 split)
+        floor = n * k / ceil["copy_gbs"] / 1e3
+        times = [1e3 * bt.timed_graph([lambda w=w, s=s, p=p: ops.launch_weight_only(x, w, s, None, 0, 0, SCALE_PER_CHANNEL,
+                                                                                    plan=p) for w, s in copies], rep=20)
+                 for p in plans]
+        print(f"  M={m:2d} N={n:5d} K={k:5d}: " + " / ".join(f"{t:5.1f} ({t / floor:.2f}x)" for t in times), flush=True)
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", default="1,2,3,4,5", help="comma-separated sections to run")
+    parser.add_argument("--only", default="1,2,3,4,5,6", help="comma-separated sections to run")
     sections = {int(s) for s in parser.parse_args().only.split(",")}
     if not torch.cuda.is_available():
         print("ab_decode_choices: no CUDA GPU here; nothing to measure")
@@ -193,7 +219,7 @@ def main() -> int:
         kernel_ab(bt, ops, ceil)
     if 2 in sections:
         decoder_ab(bb, ops)
-    for number, section in ((3, block_w8a8_ab), (4, pdl_ab), (5, wide_split_ab)):
+    for number, section in ((3, block_w8a8_ab), (4, pdl_ab), (5, wide_split_ab), (6, fixed_per_channel_ab)):
         if number in sections:
             section(bt, ops, ceil)
     return 0
