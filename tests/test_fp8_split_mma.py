@@ -155,7 +155,7 @@ def test_decode_plan_takes_the_split_mma_for_block_scales_above_gemv():
 
 def test_block_scaled_decode_through_the_op_matches(monkeypatch):
     """fp8_weight_only_mm with block scales at M = 6, the split MMA forced available (as on an sm_90)."""
-    monkeypatch.setattr(ops, "split_mma_available", lambda x, w: True)
+    monkeypatch.setattr(ops, "split_mma_available", lambda x, w, read_codes=True: True)
     chosen = []
     real_check = ops._check_decode_plan
     monkeypatch.setattr(ops, "_check_decode_plan", lambda plan, *a: (chosen.append(plan), real_check(plan, *a)))
@@ -185,10 +185,10 @@ def test_split_mma_is_available_for_bf16_on_hopper_and_finite_weights(on_fake_sm
     assert not ops.split_mma_available(SimpleNamespace(dtype=torch.float16, device=x.device), w)
     assert not ops.split_mma_available(torch.randn(2, 64).to(torch.bfloat16), w)  # a CPU tensor
     w.view(torch.uint8)[1, 2] = 0x7C  # e5m2 inf: met by a zero lo term it would read NaN
-    assert not ops.split_mma_available(x, w) and not ops.split_mma_reads_any_codes(w)
+    assert not ops.split_mma_available(x, w) and not ops.split_mma_available(x, w, read_codes=False)
     e4m3 = torch.randn(32, 64).to(E4M3)
     e4m3.view(torch.uint8)[1, 2] = 0x7F  # NaN stays NaN through both terms: the codes are not read
-    assert ops.split_mma_available(x, e4m3) and ops.split_mma_reads_any_codes(e4m3)
+    assert ops.split_mma_available(x, e4m3) and ops.split_mma_available(x, e4m3, read_codes=False)
     capability((8, 9))  # fp8 MMA, but not measured there
     assert not ops.split_mma_available(x, torch.randn(32, 64).to(E4M3))
 

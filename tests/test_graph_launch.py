@@ -75,6 +75,21 @@ def test_weight_only_fixed_where_the_plan_depends_on_the_graph_alone(m, dtype, f
         assert f"M = {m} > {ops.DECODE_MAX_M}" in why
 
 
+@pytest.mark.parametrize("fmt, kernel", [(torch.float8_e4m3fn, "fp8_weight_only_split_kernel"),
+                                         (E5M2, "fp8_weight_only_decode_kernel")])
+def test_fixed_block_scaled_weight_only_takes_the_split_mma_only_for_e4m3(fmt, kernel):
+    """The split MMA reads every e4m3 code exactly but would read an e5m2 inf as NaN; a fixed
+    launch cannot check the weight, so e5m2 gets the widened MMA with the exact bit moves."""
+    with fake_h200():
+        x = torch.empty(8, 4096, dtype=torch.bfloat16, device="cuda")
+        w = torch.empty(4096, 4096, dtype=fmt, device="cuda")
+        s = torch.empty(32, 32, dtype=torch.float32, device="cuda")
+        launch, why = graph_launch.fixed_weight_only_launch(x, w, s, None, 128, 128)
+    assert launch.kernel.fn.__name__ == kernel, why
+    if fmt == E5M2:
+        assert launch.meta["WIDEN"] == ops.WIDEN_BITS_EXACT
+
+
 def test_fixed_launches_refuse_other_devices_and_dynamic_m():
     with fake_h200():
         launch, why = graph_launch.fixed_weight_only_launch(*_weight_only_args(1, 256, 256, device="cpu"), 0, 0)

@@ -25,7 +25,7 @@ from torch.library import wrap_triton
 
 from . import ops
 from .launches import KernelLaunch, run_launch
-from .validation import SCALE_BLOCK, check_block_scaled, check_weight_only
+from .validation import check_block_scaled, check_weight_only
 
 FIXED_SPLIT_K = True  # fixed launches split K as the ops do (else one kernel, no reduction launch)
 LAUNCH_OPTIONS = ("num_warps", "num_stages")  # launch options: Inductor takes them as a config, not arguments
@@ -58,15 +58,11 @@ def fixed_weight_only_launch(x, w, w_scale, bias, block_n: int, block_k: int) ->
 
 def weight_only_decode_launch(x, w, w_scale, bias, block_n: int, block_k: int, scale_mode: int) -> KernelLaunch:
     """The decode launch of validated weight-only inputs with M <= DECODE_MAX_M, from what the
-    graph fixes alone: the op's plan with the widening and split MMA that read every code exactly
-    (`ops.exact_widen_mode`, `ops.split_mma_reads_any_codes`), the K split as FIXED_SPLIT_K says,
-    no PDL."""
-    m, k = x.shape
-    blocks = (block_n, block_k) if scale_mode == SCALE_BLOCK else (0, 0)
-    split_mma = (scale_mode == SCALE_BLOCK and m > ops.GEMV_MAX_M and ops.split_mma_reads_any_codes(w)
-                 and ops.split_mma_available(x, w))
-    plan = ops.decode_plan(m, w.shape[0], k, *blocks, ops._num_sms(x.device), split_mma)
-    plan = dataclasses.replace(plan, widen=ops.exact_widen_mode(x), split_k=plan.split_k if FIXED_SPLIT_K else 1)
+    graph fixes alone: the op's plan without reading the weight's codes (`ops.default_decode_plan`
+    with read_codes=False), the K split as FIXED_SPLIT_K says, no PDL."""
+    plan = ops.default_decode_plan(x, w, scale_mode, block_n, block_k, read_codes=False)
+    if not FIXED_SPLIT_K:
+        plan = dataclasses.replace(plan, split_k=1)
     return ops.weight_only_launch(x, w, w_scale, bias, block_n, block_k, scale_mode, plan)
 
 

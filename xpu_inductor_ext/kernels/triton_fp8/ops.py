@@ -255,28 +255,29 @@ def mma_split_wanted(tiles: int, num_sms: int) -> int:
 
 
 def default_decode_plan(x: torch.Tensor, w: torch.Tensor, scale_mode: int, scale_block_n: int,
-                        scale_block_k: int) -> DecodePlan:
+                        scale_block_k: int, read_codes: bool = True) -> DecodePlan:
     """The decode plan a weight-only call takes (`decode_plan` for its sizes, device and operands);
-    scale block sizes as `_weight_only_scale_args` gives them."""
+    scale block sizes as `_weight_only_scale_args` gives them. `read_codes=False`: the plan for a
+    launch fixed before the weight holds values (a compiled graph's): only paths that read every
+    code exactly (the split MMA for e4m3, `exact_widen_mode`)."""
     m, k = x.shape
     blocks = (scale_block_n, scale_block_k) if scale_mode == SCALE_BLOCK else (0, 0)
-    split_mma = scale_mode == SCALE_BLOCK and m > GEMV_MAX_M and split_mma_available(x, w)
-    return decode_plan(m, w.shape[0], k, *blocks, _num_sms(x.device), split_mma)
+    split_mma = scale_mode == SCALE_BLOCK and m > GEMV_MAX_M and split_mma_available(x, w, read_codes)
+    plan = decode_plan(m, w.shape[0], k, *blocks, _num_sms(x.device), split_mma)
+    return plan if read_codes else dataclasses.replace(plan, widen=exact_widen_mode(x))
 
 
-def split_mma_available(x: torch.Tensor, w: torch.Tensor) -> bool:
+def split_mma_available(x: torch.Tensor, w: torch.Tensor, read_codes: bool = True) -> bool:
     """Whether the fp8 split MMA may run: bf16 activations on an NVIDIA GPU of compute capability
-    SPLIT_MMA_MIN_CAPABILITY or newer (not under the interpreter), and an e4m3 weight or one not
-    known to hold NaN/inf codes (an e5m2 inf met by a zero lo term would read NaN, not inf)."""
+    SPLIT_MMA_MIN_CAPABILITY or newer (not under the interpreter), and an e4m3 weight (no inf, and
+    a NaN code stays NaN through both terms: every e4m3 code checked on an H200, bench_triton_fp8)
+    or, where `read_codes`, one not known to hold NaN/inf codes (an e5m2 inf met by a zero lo term
+    would read NaN, not inf)."""
     if not _bf16_on_cuda(x, SPLIT_MMA_MIN_CAPABILITY):
         return False
-    return split_mma_reads_any_codes(w) or weight_codes_finite(w) is not False
-
-
-def split_mma_reads_any_codes(w: torch.Tensor) -> bool:
-    """Whether the fp8 split MMA reads every code of `w`'s format exactly: e4m3 has no inf, and a
-    NaN code stays NaN through both terms (every e4m3 code checked on an H200, bench_triton_fp8)."""
-    return w.dtype == torch.float8_e4m3fn
+    if w.dtype == torch.float8_e4m3fn:
+        return True
+    return read_codes and weight_codes_finite(w) is not False
 
 
 def _bf16_on_cuda(x: torch.Tensor, min_capability: tuple) -> bool:
