@@ -14,6 +14,7 @@ from torch._inductor.compile_fx import compile_fx
 
 from .config import Config, load_config
 from .passes import XpuQuantPassManager
+from .passes.selection import inductor_cudagraphs
 
 log = logging.getLogger("xpu_inductor_ext")
 
@@ -30,7 +31,7 @@ def _host_code(config: Config, example_inputs, patches: dict) -> dict:
         return {"cpp": False, "reason": "option cpp_wrapper is off"}
     if not any(isinstance(t, torch.Tensor) and t.device.type == "cuda" for t in example_inputs):
         return {"cpp": False, "reason": "not a CUDA graph (the C++ host code pays off at CUDA decode)"}
-    if patches.get("triton.cudagraphs", torch._inductor.config.triton.cudagraphs):
+    if inductor_cudagraphs(patches):
         return {"cpp": False, "reason": "Inductor's CUDA graphs (mode=\"reduce-overhead\") replay the launches"}
     return {"cpp": True, "reason": "a CUDA inference graph (option cpp_wrapper)"}
 

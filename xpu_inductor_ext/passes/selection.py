@@ -29,12 +29,19 @@ def _bind(node: Node) -> tuple[list, dict]:
     return positional, values
 
 
+def inductor_cudagraphs(patches: dict | None = None) -> bool:
+    """Whether Inductor captures the graph it compiles in CUDA graphs (mode="reduce-overhead"):
+    `patches` about to be given to compile_fx, else Inductor's config as it stands (inside a
+    compile, with the patches applied)."""
+    return bool((patches or {}).get("triton.cudagraphs", torch._inductor.config.triton.cudagraphs))
+
+
 def graph_launch_refusal(config: Config) -> str | None:
     """Why no kernel launch of this compile may be fixed in the graph (``Candidate.lower_fixed``),
     or None."""
     if not config.graph_launch:
         return "option graph_launch is off"
-    if torch._inductor.config.triton.cudagraphs:
+    if inductor_cudagraphs():
         return ("Inductor's CUDA graphs (mode='reduce-overhead') replay the op's launches, host cost and all; "
                 "the op keeps PDL and tensor descriptors")
     return None
