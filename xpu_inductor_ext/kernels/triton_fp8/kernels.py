@@ -21,6 +21,7 @@ except ImportError:
 
 
 BF16_MANTISSA_BITS, BF16_EXPONENT_BITS, BF16_BIAS = 7, 8, 127
+FP8_MAGNITUDE_BITS = 0x7F  # an fp8 code's exponent and mantissa bits (the sign is 0x80)
 BF16_NON_FINITE = tl.constexpr(0x7F80)  # |x| bits at or above this (exponent all ones): inf or NaN
 E4M3_MANTISSA_BITS = tl.constexpr(FP8_LAYOUT[torch.float8_e4m3fn].mantissa_bits)
 
@@ -40,7 +41,7 @@ def _bf16_widening_asm(layout, exact_non_finite: bool) -> str:
     these strings into its generated code when model code calls the op.
     """
     shift = BF16_MANTISSA_BITS - layout.mantissa_bits
-    lanes = 0x8000 | (0x7F << shift)  # the sign and the exponent + mantissa bits, in place
+    lanes = 0x8000 | (FP8_MAGNITUDE_BITS << shift)  # the sign and the exponent + mantissa bits, in place
     factor = (BF16_BIAS + BF16_BIAS - layout.bias) << BF16_MANTISSA_BITS  # bf16 bits of 2^(127 - bias)
     fix = ""
     if exact_non_finite:
@@ -50,7 +51,7 @@ def _bf16_widening_asm(layout, exact_non_finite: bool) -> str:
         fill = (1 << (BF16_EXPONENT_BITS - layout.exponent_bits)) - 1  # carry * fill: the rest of bf16's exponent
         for r in ("lo", "hi"):
             src = r
-            if layout.non_finite_bits != 0x7F:
+            if layout.non_finite_bits != FP8_MAGNITUDE_BITS:  # e5m2: the exponent's bits alone
                 fix += f" and.b32 t, {r}, {special << 16 | special:#010x};"
                 src = "t"
             fix += (f" add.u32 t, {src}, {lowest << 16 | lowest:#010x}; and.b32 t, t, {carry << 16 | carry:#010x};"
