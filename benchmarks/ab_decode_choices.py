@@ -19,12 +19,17 @@
    the exact bit moves (what they take, WIDEN_BITS_EXACT) against the finite-only moves (the op's,
    for weights without NaN/inf codes) and the fp8 split MMA (exact for every e4m3 code), each
    against the floor. Not yet run: it decides whether fixed launches should take the split MMA.
+7. The demo decoder at batch 1 without CUDA graphs (and replayed) as the defaults compile it,
+   against option cpp_wrapper off and against fixed launches without the K split
+   (`graph_launch.FIXED_SPLIT_K`), all four ways, bf16 under plain Inductor beside them: the
+   sixth session's A/B (benchmarks/RESULTS.md).
 The second session's numbers in benchmarks/RESULTS.md come from sections 1-2 as they were run
 before the floor column was added; sections 3-5 record the third session's. `--only 3,4` runs some.
 Exits cleanly without a GPU.
 """
 
 import argparse
+import copy
 import dataclasses
 import itertools
 import os
@@ -75,7 +80,8 @@ def decoder_ab(bb, ops):
     previous = os.environ.get(GRAPH_LAUNCH_ENV)
     os.environ[GRAPH_LAUNCH_ENV] = "0"
     try:
-        _decoder_ab(bb, ops)
+        with bb.many_compiles():
+            _decoder_ab(bb, ops)
     finally:
         if previous is None:
             os.environ.pop(GRAPH_LAUNCH_ENV)
@@ -88,7 +94,7 @@ GRAPH_LAUNCH_ENV = "XPU_QUANT_GRAPH_LAUNCH"
 
 def _decoder_ab(bb, ops):
     chosen = ops.split_mma_available
-    for label, available in (("with the split MMA", chosen), ("without it", lambda x, w: False)):
+    for label, available in (("with the split MMA", chosen), ("without it", lambda x, w, read_codes=True: False)):
         ops.split_mma_available = available
         ops.launch_cache.clear()  # launches built under the other choice
         print(f"decoder, {label}:\n{bb.decoder_decode_step()}", flush=True)
@@ -188,12 +194,8 @@ def fixed_per_channel_ab(bt, ops, ceil):
         copies = per_channel_copies(bt, n, k)
         x = torch.randn(m, k, device="cuda").bfloat16()
         default = ops.default_decode_plan(x, copies[0][0], SCALE_PER_CHANNEL, 0, 0)
-        tiles = -(-n // ops.SPLIT_BLOCK_N)
-        split = ops.DecodePlan(ops.MMA_FP8_SPLIT, ops.DECODE_BLOCK_M, ops.SPLIT_BLOCK_N, ops.SPLIT_BLOCK_K,
-                               ops._bounded_split(ops.mma_split_wanted(tiles, sms), k, ops.SPLIT_BLOCK_K),
-                               ops.DECODE_NUM_WARPS, ops.DECODE_NUM_STAGES)
         plans = (dataclasses.replace(default, widen=ops.WIDEN_BITS_EXACT), dataclasses.replace(default, widen=ops.WIDEN_BITS),
-                 split)
+                 split_plan(ops, m, n, k, sms))  # its 128-wide K-tiles need no block scales
         floor = n * k / ceil["copy_gbs"] / 1e3
         times = [1e3 * bt.timed_graph([lambda w=w, s=s, p=p: ops.launch_weight_only(x, w, s, None, 0, 0, SCALE_PER_CHANNEL,
                                                                                     plan=p) for w, s in copies], rep=20)
@@ -201,9 +203,33 @@ def fixed_per_channel_ab(bt, ops, ceil):
         print(f"  M={m:2d} N={n:5d} K={k:5d}: " + " / ".join(f"{t:5.1f} ({t / floor:.2f}x)" for t in times), flush=True)
 
 
+@torch.inference_mode()
+def host_code_ab(bb, ops):
+    from xpu_inductor_ext.kernels.triton_fp8 import graph_launch
+
+    cfg = bb.DecoderConfig(vocab=32000, hidden=4096, layers=4, heads=32, kv_heads=8, intermediate=14336)
+    dense = bb.build_decoder(cfg, device="cuda")
+    tokens = torch.randint(0, cfg.vocab, (1, 1), device="cuda")
+    torch._dynamo.reset()
+    plain = torch.compile(dense)
+    print("decoder batch 1, ms: no-graph step (stream_ms) / graph replay")
+    print(f"  bf16 plain Inductor: {bb.stream_ms(lambda: plain(tokens)):.3f} / {bb.graph_ms([lambda: plain(tokens)]):.3f}")
+    for mode in ("weight_only", "dynamic"):
+        model = copy.deepcopy(dense)
+        bb.convert_linears_to_fp8(model, mode=mode, scale="block")
+        for split, cpp in itertools.product((True, False), (True, False)):
+            graph_launch.FIXED_SPLIT_K = split  # read at compile time, which the first call below makes
+            compiled = bb.compile_quant(model, cpp_wrapper=cpp)
+            err = bb.rel(compiled(tokens), model(tokens))
+            print(f"  {mode}, K split {'on' if split else 'off'}, {'C++' if cpp else 'Python'} host code: "
+                  f"{bb.stream_ms(lambda: compiled(tokens)):.3f} / {bb.graph_ms([lambda: compiled(tokens)]):.3f} "
+                  f"(rel err {err:.1e})", flush=True)
+    graph_launch.FIXED_SPLIT_K = True
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", default="1,2,3,4,5,6", help="comma-separated sections to run")
+    parser.add_argument("--only", default="1,2,3,4,5,6,7", help="comma-separated sections to run")
     sections = {int(s) for s in parser.parse_args().only.split(",")}
     if not torch.cuda.is_available():
         print("ab_decode_choices: no CUDA GPU here; nothing to measure")
@@ -219,6 +245,9 @@ def main() -> int:
         kernel_ab(bt, ops, ceil)
     if 2 in sections:
         decoder_ab(bb, ops)
+    if 7 in sections:
+        with bb.many_compiles():
+            host_code_ab(bb, ops)
     for number, section in ((3, block_w8a8_ab), (4, pdl_ab), (5, wide_split_ab), (6, fixed_per_channel_ab)):
         if number in sections:
             section(bt, ops, ceil)

@@ -46,17 +46,6 @@ def weight_only(x, w, s):
     return F.linear(x, (w.float() * s).to(x.dtype))
 
 
-def weight_only_by_op(x, w, s):
-    """`weight_only` under its own code object, so its compiles (option graph_launch off) keep
-    their own Dynamo cache entries beside the default's."""
-    return F.linear(x, (w.float() * s).to(x.dtype))
-
-
-def block_w8a8_by_op(xq, xs, w, ws):
-    """`block_w8a8` under its own code object (see `weight_only_by_op`)."""
-    return F.linear(dequantize_groups(xq, xs, torch.bfloat16), dequantize_blocks(w, ws, BLOCK, torch.bfloat16))
-
-
 def block_w8a8(xq, xs, w, ws):
     return F.linear(dequantize_groups(xq, xs, torch.bfloat16), dequantize_blocks(w, ws, BLOCK, torch.bfloat16))
 
@@ -93,7 +82,7 @@ def decode_weight_only(limits):
         dense_weights = [((w8.float() * s).bfloat16(),) for w8, s in weights]
         w8, s = weights[0]
         ours = compile_quant(weight_only, dump_dir=f"/tmp/xq_wo_{n}_{k}")
-        by_op = torch.compile(weight_only_by_op, backend="xpu_quant", dynamic=False, options={"graph_launch": False})
+        by_op = torch.compile(weight_only, backend="xpu_quant", dynamic=False, options={"graph_launch": False})
         plain = torch.compile(weight_only)
         dense = torch.compile(lambda x, w: F.linear(x, w))
         for m in (1, 4, 16):
@@ -148,7 +137,7 @@ def decode_block(limits):
         weights = [quantize_per_block(torch.randn(n, k, device=DEV) * 0.02, BLOCK) for _ in range(COPIES)]
         dense = [(dequantize_blocks(w8, ws, BLOCK, torch.bfloat16),) for w8, ws in weights]
         ours = compile_quant(block_w8a8, dump_dir=f"/tmp/xq_blkdec_{n}_{k}")
-        by_op = torch.compile(block_w8a8_by_op, backend="xpu_quant", dynamic=False, options={"graph_launch": False})
+        by_op = torch.compile(block_w8a8, backend="xpu_quant", dynamic=False, options={"graph_launch": False})
         bf16 = torch.compile(lambda x, w: F.linear(x, w))
         for m in (1, 8, 16):
             xq, xs = quantize_per_group(torch.randn(m, k, device=DEV), BLOCK)
@@ -190,14 +179,14 @@ def cublas_blockwise_m_probe(n=4096, k=4096):
 
 
 RECOMPILE_LIMIT = 64
-"""Dynamo's per-function cache while the decoder section runs: it compiles one forward ten ways
-(backends, modes, batch sizes), past the default of 8, after which Dynamo runs it eagerly."""
+"""Dynamo's per-function cache while this script runs: it compiles one function many ways
+(backends, options, modes, sizes), past the default of 8, after which Dynamo runs it eagerly."""
 
 
-def decoder_decode_step(batches=(1, 8)):
+def many_compiles():
+    """Dynamo's config with RECOMPILE_LIMIT entries per function (the option's name by torch version)."""
     name = "recompile_limit" if hasattr(torch._dynamo.config, "recompile_limit") else "cache_size_limit"
-    with torch._dynamo.config.patch({name: RECOMPILE_LIMIT}), torch.inference_mode():
-        return _decoder_decode_step(batches)
+    return torch._dynamo.config.patch({name: RECOMPILE_LIMIT})
 
 
 DECODER_COLUMNS = ["decoder hidden 4096 x4 layers, 1-token step", "graphs: bf16 inductor ms", "xpu_quant ms", "bf16/ours",
@@ -206,7 +195,8 @@ DECODER_COLUMNS = ["decoder hidden 4096 x4 layers, 1-token step", "graphs: bf16 
                    "rel err vs eager default/reduce-overhead (decomposition's)", "kernels"]
 
 
-def _decoder_decode_step(batches):
+@torch.inference_mode()
+def decoder_decode_step(batches=(1, 8)):
     cfg = DecoderConfig(vocab=32000, hidden=4096, layers=4, heads=32, kv_heads=8, intermediate=14336)
     dense = build_decoder(cfg, device=DEV)
     rows = []
@@ -254,6 +244,18 @@ def stepped(compiled):
     return step
 
 
+def run_sections(args):
+    """The sections `--only` asks for (all by default)."""
+    if args.only != "decoder":
+        limits = measure_limits(DEV, 8192)
+        print(f"# measured limits: {limits.describe()}\n")
+        print(cublas_blockwise_m_probe(), "\n", flush=True)
+        for section in (decode_weight_only, decode_block, prefill_block):
+            print(section(limits), "\n", flush=True)
+    if args.only != "kernels":
+        print(decoder_decode_step(args.batches), flush=True)
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--only", choices=("kernels", "decoder"), help="the kernel tables (1-3) or the decoder (4)")
@@ -264,14 +266,8 @@ def main():
         print("bench_block_fp8: needs a CUDA GPU; nothing to do here")
         return 0
     print(header(DEV))
-    if args.only != "decoder":
-        limits = measure_limits(DEV, 8192)
-        print(f"# measured limits: {limits.describe()}\n")
-        print(cublas_blockwise_m_probe(), "\n", flush=True)
-        for section in (decode_weight_only, decode_block, prefill_block):
-            print(section(limits), "\n", flush=True)
-    if args.only != "kernels":
-        print(decoder_decode_step(args.batches), flush=True)
+    with many_compiles():
+        run_sections(args)
     return 0
 
 
