@@ -72,7 +72,7 @@ def main() -> int:
         cases["compiled x + 1"] = lambda: plus_one(x)
         cases["compiled F.linear bf16 (plain Inductor)"] = lambda: plain(x)
         for name, fn in compiled.items():
-            cases[f"compiled xpu_quant, {name}"] = fn
+            cases[f"compiled xpu_quant, {name}"] = lambda fn=fn: fn(x)
         rows = [[name, f"{host_us(fn):.1f}"] for name, fn in cases.items()]
     print(header("cuda"))
     print(f"# M = {M}, N = K = {N}; rel err vs eager: " + ", ".join(f"{k} {v:.1e}" for k, v in errors.items()))

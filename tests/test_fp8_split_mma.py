@@ -143,8 +143,10 @@ def test_decode_plan_takes_the_split_mma_for_block_scales_above_gemv():
     assert (plan.mma_mode, plan.block_n, plan.block_k, plan.split_k) == (ops.MMA_FP8_SPLIT, 128, 128, 4)
     assert ops.decode_plan(16, 4096, 14336, 128, 128, num_sms=132, split_mma=True).split_k == 8
     assert ops.decode_plan(16, 8192, 8192, 128, 64, num_sms=132, split_mma=True).block_k == 64
-    # where it lost or cannot run: per-channel scales, GEMV sizes, 16-column scale blocks, not asked for
-    assert ops.decode_plan(16, 8192, 8192, 0, 0, num_sms=132, split_mma=True).mma_mode == ops.MMA_DOT
+    # per-channel scales (0, 0): 128-column K-tiles
+    plan = ops.decode_plan(16, 8192, 8192, 0, 0, num_sms=132, split_mma=True)
+    assert (plan.mma_mode, plan.block_k) == (ops.MMA_FP8_SPLIT, 128)
+    # where it lost or cannot run: GEMV sizes, 16-column scale blocks, not asked for
     assert ops.decode_plan(2, 8192, 8192, 128, 128, num_sms=132, split_mma=True).mma_mode == ops.MMA_FMA
     assert ops.decode_plan(16, 8192, 8192, 128, 16, num_sms=132, split_mma=True).mma_mode == ops.MMA_DOT
     assert ops.decode_plan(16, 8192, 8192, 128, 128, num_sms=132).mma_mode == ops.MMA_DOT
@@ -207,3 +209,20 @@ def test_split_kernel_feeds_fp8_mmas_from_async_copies():
     assert any(op.startswith("QGMMA") for op in counts)
     assert counts["cp.async"] > 0 and any(op.startswith("LDGSTS") for op in counts)
     assert any(op.startswith("F2FP.SATFINITE.E4M3") for op in counts)
+
+
+def test_per_channel_split_mma_only_where_the_codes_cannot_be_read(on_fake_sm, monkeypatch):
+    """Per-channel e4m3 at M = 8: the op (which checks the codes) keeps the bf16 MMA with the
+    finite-only bit moves, faster there; a launch fixed without the weight takes the split MMA,
+    which beat the exact bit moves (benchmarks/RESULTS.md, seventh session)."""
+    x, _ = on_fake_sm
+    x = SimpleNamespace(shape=(8, 8192), dtype=x.dtype, device=x.device)
+    monkeypatch.setattr(ops, "_num_sms", lambda device: 132)
+    w = SimpleNamespace(shape=(8192, 8192), dtype=E4M3)
+    op_plan = ops.default_decode_plan(x, w, SCALE_PER_CHANNEL, 0, 0)
+    fixed = ops.default_decode_plan(x, w, SCALE_PER_CHANNEL, 0, 0, read_codes=False)
+    assert (op_plan.mma_mode, op_plan.widen) == (ops.MMA_DOT, None)
+    assert (fixed.mma_mode, fixed.block_k) == (ops.MMA_FP8_SPLIT, ops.SPLIT_BLOCK_K)
+    e5m2 = SimpleNamespace(shape=(8192, 8192), dtype=E5M2)
+    exact = ops.default_decode_plan(x, e5m2, SCALE_PER_CHANNEL, 0, 0, read_codes=False)
+    assert (exact.mma_mode, exact.widen) == (ops.MMA_DOT, ops.WIDEN_BITS_EXACT)

@@ -59,7 +59,8 @@ E5M2 = torch.float8_e5m2
 @pytest.mark.parametrize("m, dtype, fmt, capability, fixed", [
     (1, torch.bfloat16, E5M2, (8, 0), True), (2, torch.bfloat16, None, (9, 0), True),  # the GEMV
     (4, torch.float16, E5M2, (8, 0), True), (16, torch.float16, None, (9, 0), True),  # the cast
-    (3, torch.bfloat16, None, (9, 0), True), (16, torch.bfloat16, E5M2, (8, 0), True),  # the bit moves
+    (3, torch.bfloat16, None, (9, 0), True),  # e4m3 on sm_90: the split MMA
+    (16, torch.bfloat16, E5M2, (9, 0), True), (16, torch.bfloat16, None, (8, 0), True),  # the exact bit moves
     (17, torch.float16, None, (9, 0), False)])
 def test_weight_only_fixed_where_the_plan_depends_on_the_graph_alone(m, dtype, fmt, capability, fixed):
     fmt = fmt or torch.float8_e4m3fn
@@ -69,7 +70,10 @@ def test_weight_only_fixed_where_the_plan_depends_on_the_graph_alone(m, dtype, f
     if fixed:
         assert why.startswith("fixed decode plan")
         assert not launch.meta.get("PDL")
-        if m > ops.GEMV_MAX_M:  # a widening that reads every code exactly, without looking at the weight
+        split = dtype == torch.bfloat16 and fmt == torch.float8_e4m3fn and capability >= ops.SPLIT_MMA_MIN_CAPABILITY
+        if m > ops.GEMV_MAX_M and split:  # reads every e4m3 code exactly, and beat the exact bit moves
+            assert launch.kernel.fn.__name__ == "fp8_weight_only_split_kernel", why
+        elif m > ops.GEMV_MAX_M:  # a widening that reads every code exactly, without looking at the weight
             assert launch.meta["WIDEN"] == (ops.WIDEN_BITS_EXACT if dtype == torch.bfloat16 else ops.WIDEN_CAST)
     else:
         assert f"M = {m} > {ops.DECODE_MAX_M}" in why
@@ -116,6 +120,42 @@ def test_block_scaled_fixed_decode_plan_uses_pointer_loads_without_pdl():
     assert launch.meta["DESC"] is False and launch.meta["PDL"] is False and launch.descriptor_blocks is None
     assert launch.partials is not None and "K split" in why  # 32 tiles of 128 rows: split to fill the SMs
     assert big is None and "autotuned tiles" in why_big
+
+
+def _passes_every_parameter(launch, tensors: int) -> list:
+    """Kernel parameters a launch leaves to their defaults (Inductor's launches of user-defined
+    kernels pass only what the node holds, so a defaulted parameter fails in its codegen)."""
+    named = launch.kernel.arg_names[tensors + len(launch.ints):]
+    return [p for p in named if p not in launch.meta]
+
+
+@pytest.mark.parametrize("m, fmt, capability, scale", [
+    (1, torch.float8_e4m3fn, (9, 0), "channel"), (4, torch.float8_e4m3fn, (9, 0), "channel"),  # GEMV, split MMA
+    (4, E5M2, (9, 0), "channel"), (16, E5M2, (9, 0), "channel"), (8, E5M2, (8, 0), "block")])  # decode kernel
+def test_fixed_launches_pass_every_kernel_parameter(m, fmt, capability, scale):
+    with fake_h200(capability):
+        x, w, s, _ = _weight_only_args(m, 8192, 4096, fmt=fmt)
+        blocks = (128, 128) if scale == "block" else (0, 0)
+        if scale == "block":
+            s = torch.empty(64, 32, dtype=torch.float32, device="cuda")
+        launch, why = graph_launch.fixed_weight_only_launch(x, w, s, None, *blocks)
+        a = torch.empty(m, 4096, dtype=torch.float8_e4m3fn, device="cuda")
+        block, _ = graph_launch.fixed_block_scaled_launch(a, w.to(torch.float8_e4m3fn), torch.empty(m, 32, device="cuda"),
+                                                          torch.empty(64, 32, device="cuda"), None, torch.bfloat16, 128, 128)
+    assert launch is not None, why
+    assert _passes_every_parameter(launch, 5) == []
+    assert _passes_every_parameter(block, 6) == []
+    for reduction in (launch.reduction, block.reduction):
+        assert reduction is None or _passes_every_parameter(reduction, 3) == []
+
+
+@pytest.mark.parametrize("m, n, k, masked", [(4, 14336, 4096, True), (16, 14336, 4096, False), (4, 8192, 8192, False)])
+def test_decode_kernel_masks_x_rows_past_m_only_without_a_k_split(m, n, k, masked):
+    """Unsplit (224 tiles on 132 SMs), the copies of x rows would multiply requests to the same lines."""
+    with fake_h200():
+        launch, why = graph_launch.fixed_weight_only_launch(*_weight_only_args(m, n, k, fmt=E5M2), 0, 0)
+    assert launch.kernel.fn.__name__ == "fp8_weight_only_decode_kernel", why
+    assert launch.meta["MASK_X_ROWS"] is masked and (launch.partials is None) == (n == 14336)
 
 
 def test_fixed_launches_trace_into_kernel_nodes_that_the_graph_keeps():

@@ -267,11 +267,19 @@ def fp8_weight_only_kernel(
 def _mma_step(x_ptr, w_ptr, rows_x, rows_w, k0, k_end, stride_xm, stride_xk, stride_wn, stride_wk,
               scale_ptr, stride_sn, stride_sk, dot_dtype: tl.constexpr, SCALE_MODE: tl.constexpr,
               SCALE_BLOCK_N: tl.constexpr, SCALE_BLOCK_K: tl.constexpr, SWAPPED: tl.constexpr,
-              EVEN_K: tl.constexpr, WIDEN: tl.constexpr, BLOCK_K: tl.constexpr):
-    """One K-tile's product: x[rows_x, k0:k0+BLOCK_K] @ w[rows_w, ...].T, as [N, M] when SWAPPED."""
+              EVEN_K: tl.constexpr, WIDEN: tl.constexpr, BLOCK_K: tl.constexpr, x_rows_ok, MASK_X_ROWS: tl.constexpr):
+    """One K-tile's product: x[rows_x, k0:k0+BLOCK_K] @ w[rows_w, ...].T, as [N, M] when SWAPPED.
+    MASK_X_ROWS: rows where `x_rows_ok` is false read as zeros, without a load."""
     offs_k = k0 + tl.arange(0, BLOCK_K)
     w = _load_w_tile(w_ptr, rows_w, offs_k, k_end, stride_wn, stride_wk, EVEN_K)
-    x = _load_x_tile(x_ptr, rows_x, offs_k, k_end, stride_xm, stride_xk, EVEN_K)
+    if MASK_X_ROWS and EVEN_K:
+        x = tl.load(x_ptr + rows_x[:, None] * stride_xm + offs_k[None, :] * stride_xk,
+                    mask=x_rows_ok[:, None], other=0.0)
+    elif MASK_X_ROWS:
+        x = tl.load(x_ptr + rows_x[:, None] * stride_xm + offs_k[None, :] * stride_xk,
+                    mask=x_rows_ok[:, None] & (offs_k[None, :] < k_end), other=0.0)
+    else:
+        x = _load_x_tile(x_ptr, rows_x, offs_k, k_end, stride_xm, stride_xk, EVEN_K)
     w = _widen_fp8(w, dot_dtype, WIDEN)
     if SWAPPED:
         part = tl.dot(w, tl.trans(x.to(dot_dtype)), input_precision="ieee")
@@ -293,7 +301,7 @@ def fp8_weight_only_decode_kernel(
     SCALE_MODE: tl.constexpr, SCALE_BLOCK_N: tl.constexpr, SCALE_BLOCK_K: tl.constexpr,
     HAS_BIAS: tl.constexpr, SWAPPED: tl.constexpr, DOT_IN_FP32: tl.constexpr, EVEN_K: tl.constexpr,
     WIDEN: tl.constexpr, BLOCK_M: tl.constexpr, BLOCK_N: tl.constexpr, BLOCK_K: tl.constexpr,
-    PDL: tl.constexpr,
+    PDL: tl.constexpr, MASK_X_ROWS: tl.constexpr,
 ):
     """The MMA decode kernel (M <= BLOCK_M): `fp8_weight_only_kernel`'s MMA modes taking two K-tiles
     per step into two independent accumulators, added once at the end.
@@ -301,8 +309,9 @@ def fp8_weight_only_decode_kernel(
     At decode a program's N-tile is small, so a GPU holds one or two warps per scheduler, which
     stall on each MMA and widening chain; the second accumulator gives each warp independent work
     (split-K over programs, K_PER_SPLIT, also needs the reduction kernel). SWAPPED: acc[N, M] +=
-    w @ x.T, else acc[M, N] += x @ w.T. Block scales need BLOCK_K to divide SCALE_BLOCK_K. Other
-    arguments as the generic kernel's.
+    w @ x.T, else acc[M, N] += x @ w.T. MASK_X_ROWS: the tile's x rows past M read as zeros,
+    without loads, rather than as copies of rows below M (`ops.MASK_X_ROWS_UNSPLIT`). Block
+    scales need BLOCK_K to divide SCALE_BLOCK_K. Other arguments as the generic kernel's.
     """
     if PDL:  # the split-K reduction may launch now and wait for this grid (ops.PDL)
         gdc_launch_dependents()
@@ -318,10 +327,10 @@ def fp8_weight_only_decode_kernel(
     for k0 in range(k_begin, k_end, 2 * BLOCK_K):
         acc += _mma_step(x_ptr, w_ptr, rows_x, rows_w, k0, k_end, stride_xm, stride_xk, stride_wn, stride_wk,
                          scale_ptr, stride_sn, stride_sk, dot_dtype, SCALE_MODE, SCALE_BLOCK_N, SCALE_BLOCK_K,
-                         SWAPPED, EVEN_K, WIDEN, BLOCK_K)
+                         SWAPPED, EVEN_K, WIDEN, BLOCK_K, offs_m < M, MASK_X_ROWS)
         acc2 += _mma_step(x_ptr, w_ptr, rows_x, rows_w, k0 + BLOCK_K, k_end, stride_xm, stride_xk, stride_wn,
                           stride_wk, scale_ptr, stride_sn, stride_sk, dot_dtype, SCALE_MODE, SCALE_BLOCK_N,
-                          SCALE_BLOCK_K, SWAPPED, EVEN_K, WIDEN, BLOCK_K)
+                          SCALE_BLOCK_K, SWAPPED, EVEN_K, WIDEN, BLOCK_K, offs_m < M, MASK_X_ROWS)
     acc += acc2
     if SWAPPED:
         acc = tl.trans(acc)

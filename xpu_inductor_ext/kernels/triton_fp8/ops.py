@@ -210,11 +210,12 @@ def decode_plan(m: int, n: int, k: int, scale_block_n: int, scale_block_k: int, 
     sweeps on an H200 over (N, K) in {(8192, 8192), (14336, 4096), (4096, 14336)} and M in
     {1, 2, 3, 4, 8, 16} (benchmarks/RESULTS.md, 2026-12-01; `bench_triton_fp8.py --sweep` times
     the candidates again). Block scales are given as block
-    sizes (0: none); a K-tile never straddles two scale blocks. With block scales above
-    GEMV_MAX_M and `split_mma` (see `split_mma_available`), the fp8 split MMA instead: 128 x 128
-    tiles, the same K split rule; on an H200 it took block-scaled decode from 1.65-1.79x the copy
-    floor to 1.49-1.68x (same-run A/B, benchmarks/ab_decode_choices.py, 2026-12-01), and tied or
-    lost with per-channel scales.
+    sizes (0: none); a K-tile never straddles two scale blocks. Above GEMV_MAX_M with `split_mma`
+    (see `split_mma_available`), the fp8 split MMA instead: 128 x 128 tiles, the same K split
+    rule. On an H200 it took block-scaled decode from 1.65-1.79x the copy floor to 1.49-1.68x;
+    with per-channel scales it is 8-17% slower than the finite-only bit moves but 4-10% faster
+    than the exact ones (same-run A/Bs, benchmarks/ab_decode_choices.py, 2026-12-01), which is
+    what `default_decode_plan` asks it for.
     """
     if m <= GEMV_MAX_M:
         lo, hi = GEMV_BLOCK_N
@@ -259,10 +260,11 @@ def default_decode_plan(x: torch.Tensor, w: torch.Tensor, scale_mode: int, scale
     """The decode plan a weight-only call takes (`decode_plan` for its sizes, device and operands);
     scale block sizes as `_weight_only_scale_args` gives them. `read_codes=False`: the plan for a
     launch fixed before the weight holds values (a compiled graph's): only paths that read every
-    code exactly (the split MMA for e4m3, `exact_widen_mode`)."""
+    code exactly (the split MMA for e4m3 at any scales, else `exact_widen_mode`)."""
     m, k = x.shape
     blocks = (scale_block_n, scale_block_k) if scale_mode == SCALE_BLOCK else (0, 0)
-    split_mma = scale_mode == SCALE_BLOCK and m > GEMV_MAX_M and split_mma_available(x, w, read_codes)
+    split_mma = (m > GEMV_MAX_M and (scale_mode == SCALE_BLOCK or not read_codes)
+                 and split_mma_available(x, w, read_codes))
     plan = decode_plan(m, w.shape[0], k, *blocks, _num_sms(x.device), split_mma)
     return plan if read_codes else dataclasses.replace(plan, widen=exact_widen_mode(x))
 
@@ -294,7 +296,7 @@ def _runs_ptx(t: torch.Tensor, min_capability: tuple) -> bool:
 
 
 def _split_mma_fits(n: int, k: int, scale_block_k: int, num_sms: int) -> bool:
-    """Block scales whose K blocks the fp8 MMA can walk, and a grid of SPLIT_BLOCK_N-row tiles that
+    """Scale blocks (if any) whose K blocks the fp8 MMA can walk, and a grid of SPLIT_BLOCK_N-row tiles that
     K splits can spread over every SM: at N = 1024, K = 4096 (8 tiles, 64 programs at most on an
     H200) the split MMA was 4-6% slower than the bf16 plan; at every larger decoder and issue shape
     4-23% faster (benchmarks/ab_decode_choices.py, 2026-12-01)."""
@@ -306,7 +308,7 @@ def _split_mma_fits(n: int, k: int, scale_block_k: int, num_sms: int) -> bool:
 
 def _split_block_k(scale_block_k: int) -> int:
     """The split MMA's K-tile: SPLIT_BLOCK_K, or less so that it stays inside one scale block (0: none)."""
-    return _pow2_divisor(scale_block_k, SPLIT_BLOCK_K) if scale_block_k else 0
+    return _pow2_divisor(scale_block_k, SPLIT_BLOCK_K) if scale_block_k else SPLIT_BLOCK_K
 
 
 def _weight_only_scale_args(w_scale, scale_mode, block_n, block_k):
@@ -439,7 +441,8 @@ def weight_only_launch(x, w, w_scale, bias, block_n, block_k, scale_mode,
         meta.update(SPLIT_TOP=SPLIT_TOP, SPLIT_LO=SPLIT_LO)
     elif plan.accumulators == 2:
         kernel = kernels.fp8_weight_only_decode_kernel
-        meta.update(SWAPPED=plan.mma_mode == MMA_DOT_SWAPPED, PDL=pdl)
+        meta.update(SWAPPED=plan.mma_mode == MMA_DOT_SWAPPED, PDL=pdl,
+                    MASK_X_ROWS=MASK_X_ROWS_UNSPLIT and split_k == 1 and m < plan.block_m)
     else:
         kernel = kernels.fp8_weight_only_kernel
         ints = (m, n, k, _m_bucket(m), *ints[3:])
@@ -467,6 +470,12 @@ def reduction_launch(splits: int, m: int, n: int, has_bias: bool, pdl: bool) -> 
     return KernelLaunch(kernels.split_k_reduce_kernel, (_cdiv(m * n, REDUCE_BLOCK),), (m, n, n, 1), meta)
 
 
+# The MMA decode kernel's x rows past M: masked (no loads) where the grid has no K split, else
+# re-read as copies of rows below M. Unsplit, every program reads the same x K-tile at once, and
+# the copies multiply the requests to the same lines: H200, N = 14336, K = 4096, M = 3 / 4, 21.6 /
+# 20.1 us re-read against 18.8 / 18.9 masked; with a K split masking lost 0.6-0.9 us (8192 x 8192,
+# 4096 x 14336; benchmarks/RESULTS.md, seventh session).
+MASK_X_ROWS_UNSPLIT = True
 PDL_MIN_CAPABILITY = (9, 0)  # griddepcontrol
 PDL = True  # chain split-K reductions by programmatic dependent launch where `use_pdl` allows: 2-6%
 # faster decode on an H200 (same-run A/B, benchmarks/RESULTS.md, third session of 2026-12-01)
