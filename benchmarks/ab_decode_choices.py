@@ -16,13 +16,13 @@
 5. The MMA decode's K split where the tiles overfill a wave (N = 28672, 32000): the default
    (`ops.mma_split_wanted`) against no split.
 6. Per-channel e4m3 decode, M in {3, 4, 8, 16}, as the launches fixed in the graph could run it:
-   the exact bit moves (what they take, WIDEN_BITS_EXACT) against the finite-only moves (the op's,
+   the exact bit moves (what they took, WIDEN_BITS_EXACT) against the finite-only moves (the op's,
    for weights without NaN/inf codes) and the fp8 split MMA (exact for every e4m3 code), each
-   against the floor. Not yet run: it decides whether fixed launches should take the split MMA.
+   against the floor. Its first run (seventh session) put fixed launches on the split MMA.
 7. The demo decoder at batch 1 without CUDA graphs (and replayed) as the defaults compile it,
    against option cpp_wrapper off and against fixed launches without the K split
    (`graph_launch.FIXED_SPLIT_K`), all four ways, bf16 under plain Inductor beside them: the
-   sixth session's A/B (benchmarks/RESULTS.md).
+   sixth session's A/B (benchmarks/RESULTS.md), from a scratch script; this section has not run.
 The second session's numbers in benchmarks/RESULTS.md come from sections 1-2 as they were run
 before the floor column was added; sections 3-5 record the third session's. `--only 3,4` runs some.
 Exits cleanly without a GPU.

@@ -7,8 +7,9 @@ own launch of a user-defined kernel costs a few µs (benchmarks/RESULTS.md, fift
 take over only where the launch depends on nothing but what the graph fixes (shapes, strides,
 dtypes, device): `fixed_*_launch` say whether that holds and why not. What stays with the run-time
 op: dynamic M, the autotuned tiles above DECODE_MAX_M, anything off CUDA. A fixed launch cannot
-read the weight, so it takes the paths that read every code exactly (the exact bit moves, 14-24%
-slower per linear at decode than the op's finite-only ones, and the split MMA for e4m3 only); it
+read the weight, so it takes the paths that read every code exactly: the split MMA for e4m3
+weights, the exact bit moves for the rest (replayed under CUDA graphs, per-channel decode ran
+5-15% slower than the op's finite-only moves on an H200, benchmarks/RESULTS.md); it
 also gives up programmatic dependent launch (Inductor's launcher has no such option) and tensor
 descriptors (pointer loads instead).
 

@@ -213,7 +213,7 @@ def decode_plan(m: int, n: int, k: int, scale_block_n: int, scale_block_k: int, 
     sizes (0: none); a K-tile never straddles two scale blocks. Above GEMV_MAX_M with `split_mma`
     (see `split_mma_available`), the fp8 split MMA instead: 128 x 128 tiles, the same K split
     rule. On an H200 it took block-scaled decode from 1.65-1.79x the copy floor to 1.49-1.68x;
-    with per-channel scales it is 8-17% slower than the finite-only bit moves but 4-10% faster
+    with per-channel scales it is up to 16% slower than the finite-only bit moves but 3-10% faster
     than the exact ones (same-run A/Bs, benchmarks/ab_decode_choices.py, 2026-12-01), which is
     what `default_decode_plan` asks it for.
     """
