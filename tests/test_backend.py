@@ -15,7 +15,7 @@ from xpu_inductor_ext import load_config
 from xpu_inductor_ext.inspect import dump as dump_module
 from xpu_inductor_ext.inspect.cli import main as cli_main
 from xpu_inductor_ext.nn import Fp8Linear
-from xpu_inductor_ext.passes import XpuQuantPassManager
+from xpu_inductor_ext.passes import RECENT_REPORTS, XpuQuantPassManager
 
 BF16 = torch.bfloat16
 
@@ -220,7 +220,7 @@ def test_report_and_inspect_say_which_host_code_a_graph_got(compile_quant, capsy
     assert "host code (option cpp_wrapper)" in out and re.search(r"Python +not a CUDA graph", out)
 
 
-def test_a_failed_cpp_build_falls_back_to_python_host_code(monkeypatch, caplog):
+def test_a_failed_cpp_build_falls_back_to_python_host_code(monkeypatch, caplog, tmp_path):
     """A machine without a working C++ toolchain still compiles: the graph is built again with
     Python host code, logged and reported; any other compile error is raised as it came."""
     from torch._inductor.exc import CppCompileError, InductorError
@@ -232,6 +232,7 @@ def test_a_failed_cpp_build_falls_back_to_python_host_code(monkeypatch, caplog):
 
     def fake_compile_fx(gm, inputs, config_patches):
         calls.append(dict(config_patches))
+        config_patches["post_grad_custom_pre_pass"](torch.fx.symbolic_trace(lambda t: t + 1).graph)  # reports, dumps
         if config_patches.get("cpp_wrapper"):
             raise InductorError(CppCompileError(["g++", "wrapper.cpp"], "fatal error: Python.h: missing"), None)
         return "python-wrapped"
@@ -239,12 +240,17 @@ def test_a_failed_cpp_build_falls_back_to_python_host_code(monkeypatch, caplog):
     monkeypatch.setattr(backend, "compile_fx", fake_compile_fx)
     with FakeTensorMode(allow_non_fake_inputs=True):
         on_gpu = [torch.empty(4, 8, device="cuda")]
+    RECENT_REPORTS.clear()
     with torch.no_grad(), caplog.at_level(logging.WARNING, logger="xpu_inductor_ext"):
-        assert backend.compile_graph(None, on_gpu, load_config()) == "python-wrapped"
+        assert backend.compile_graph(None, on_gpu, load_config({"dump_dir": str(tmp_path)})) == "python-wrapped"
     assert [c["cpp_wrapper"] for c in calls] == [True, False]
     host_code = calls[-1]["post_grad_custom_pre_pass"].host_code
     assert not host_code["cpp"] and "did not build (CppCompileError: C++ compile error)" in host_code["reason"]
     assert "C++ host code did not build" in caplog.text
+    # the failed attempt's report and dumps are taken back: one graph, reported once, as compiled
+    reported = list(RECENT_REPORTS)
+    assert [r["host_code"]["cpp"] for r in reported] == [False]
+    assert [d.name for d in tmp_path.iterdir()] == [reported[0]["graph"]]
 
     def other_failure(gm, inputs, config_patches):
         raise ValueError("fp8_weight_only_mm: w_scale must be float32")

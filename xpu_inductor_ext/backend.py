@@ -56,6 +56,7 @@ def compile_graph(gm: torch.fx.GraphModule, example_inputs, config: Config, mode
     except Exception as exc:  # noqa: BLE001 - only a failed C++ build is retried, the rest re-raised
         if not _cpp_build_failed(exc):
             raise
+        patches["post_grad_custom_pre_pass"].withdraw()  # the retry reports and dumps the graph again
         first_line = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         log.warning("xpu_quant: the C++ host code did not build (%s); compiling with Python host code "
                     "(option cpp_wrapper=False skips the attempt)", first_line)

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import shutil
 from pathlib import Path
 
 from torch._logging import trace_structured
@@ -60,3 +61,8 @@ class GraphDumper:
         _trace("report", report_json)
         if self.folder is not None:
             (self.folder / REPORT_FILE).write_text(report_json)
+
+    def remove(self) -> None:
+        """Delete the graph's folder (what this dumper wrote)."""
+        if self.folder is not None:
+            shutil.rmtree(self.folder, ignore_errors=True)

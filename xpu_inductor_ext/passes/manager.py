@@ -76,6 +76,16 @@ class XpuQuantPassManager(CustomGraphPass):
     def __init__(self, config: Config, host_code: dict | None = None) -> None:
         self.config = config
         self.host_code = host_code  # the backend's choice of host code (reported, not acted on here)
+        self._written: list[tuple[dict, GraphDumper]] = []  # what each call reported and dumped
+
+    def withdraw(self) -> None:
+        """Take back the reports and dumps of the graphs this pass ran on: their compile failed
+        and is made again (the backend's Python host code after a failed C++ build)."""
+        for report, dumper in self._written:
+            if report in RECENT_REPORTS:
+                RECENT_REPORTS.remove(report)
+            dumper.remove()
+        self._written.clear()
 
     def __call__(self, graph: Graph) -> None:
         graph_id = new_graph_id()
@@ -96,7 +106,9 @@ class XpuQuantPassManager(CustomGraphPass):
         report.pass_ran("kernel_selection", lowered, time.perf_counter() - start)
         dumper.stage("after_kernel_selection", graph)
         dumper.report(report.to_json())
-        RECENT_REPORTS.append(report.to_dict())
+        entry = report.to_dict()
+        RECENT_REPORTS.append(entry)
+        self._written.append((entry, dumper))
         log.info("xpu_quant %s: %s", graph_id, _summary(report))
 
     def uuid(self) -> str:
