@@ -41,7 +41,7 @@ def decode_kernel_constants(widen: int):
     return dict(SCALE_MODE=1, SCALE_BLOCK_N=1, SCALE_BLOCK_K=1, HAS_BIAS=False,
                 SWAPPED=plan.mma_mode == ops.MMA_DOT_SWAPPED, DOT_IN_FP32=False, EVEN_K=True, WIDEN=widen,
                 BLOCK_M=plan.block_m, BLOCK_N=plan.block_n, BLOCK_K=plan.block_k,
-                stride_xk=1, stride_wk=1, stride_on=1, PDL=False), plan
+                stride_xk=1, stride_wk=1, stride_on=1, PDL=False, MASK_X_ROWS=False), plan
 
 
 def split_kernel_constants():
