@@ -24,7 +24,7 @@ from xpu_inductor_ext.kernels.triton_fp8 import (  # noqa: E402
     register_triton_ops,
     triton_available,
 )
-from xpu_inductor_ext.kernels.triton_fp8 import launches, ops  # noqa: E402
+from xpu_inductor_ext.kernels.triton_fp8 import kernels, launches, ops  # noqa: E402
 from xpu_inductor_ext.kernels.triton_fp8.validation import (  # noqa: E402
     SCALE_BLOCK,
     SCALE_PER_CHANNEL,
@@ -512,3 +512,21 @@ def test_direct_relaunch_passes_what_the_jit_launch_passes(monkeypatch):
     assert launches.direct_launcher(launch, 4, types.SimpleNamespace(metadata=None)) is None  # not a CUDA kernel
     monkeypatch.setattr(triton, "__version__", "9.9.9")
     assert launches.direct_launcher(launch, 4, compiled) is None
+
+
+@pytest.mark.parametrize("m, n, k", [(5, 96, 200), (3, 64, 512), (15, 40, 136)])
+def test_masked_x_rows_past_m_leave_the_decode_output_unchanged(m, n, k):
+    """The MMA decode kernel without a K split (the interpreter has one SM) masks the tile's x rows
+    past M instead of reading copies of rows below M (ops.MASK_X_ROWS_UNSPLIT); those rows feed only
+    accumulator rows that are never stored, so both ways give the same bits, ragged K included."""
+    x = (torch.randn(m, k) / 10).to(torch.bfloat16)
+    w, w_scale, *_ = make_weight(n, k, "channel")
+    launch = ops.weight_only_launch(x, w, w_scale, None, 0, 0, SCALE_PER_CHANNEL)
+    assert launch.kernel is kernels.fp8_weight_only_decode_kernel and launch.meta["MASK_X_ROWS"] is True
+    outs = []
+    for masked in (True, False):
+        fixed = dataclasses_replace(launch, meta={**launch.meta, "MASK_X_ROWS": masked}, direct=None)
+        tensors, out = ops.weight_only_operands(x, w, w_scale, None)
+        outs.append(launches.run_launch(fixed, tensors, out, None))
+    assert torch.equal(outs[0], outs[1])
+    assert_close_rel(outs[0], weight_only_reference(x, w, w_scale, None, 0, 0), torch.bfloat16)
