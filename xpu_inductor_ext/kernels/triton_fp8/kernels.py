@@ -272,12 +272,11 @@ def _mma_step(x_ptr, w_ptr, rows_x, rows_w, k0, k_end, stride_xm, stride_xk, str
     MASK_X_ROWS: rows where `x_rows_ok` is false read as zeros, without a load."""
     offs_k = k0 + tl.arange(0, BLOCK_K)
     w = _load_w_tile(w_ptr, rows_w, offs_k, k_end, stride_wn, stride_wk, EVEN_K)
-    if MASK_X_ROWS and EVEN_K:
-        x = tl.load(x_ptr + rows_x[:, None] * stride_xm + offs_k[None, :] * stride_xk,
-                    mask=x_rows_ok[:, None], other=0.0)
-    elif MASK_X_ROWS:
-        x = tl.load(x_ptr + rows_x[:, None] * stride_xm + offs_k[None, :] * stride_xk,
-                    mask=x_rows_ok[:, None] & (offs_k[None, :] < k_end), other=0.0)
+    if MASK_X_ROWS:
+        ok = x_rows_ok[:, None]
+        if not EVEN_K:
+            ok = ok & (offs_k[None, :] < k_end)
+        x = tl.load(x_ptr + rows_x[:, None] * stride_xm + offs_k[None, :] * stride_xk, mask=ok, other=0.0)
     else:
         x = _load_x_tile(x_ptr, rows_x, offs_k, k_end, stride_xm, stride_xk, EVEN_K)
     w = _widen_fp8(w, dot_dtype, WIDEN)
@@ -324,13 +323,14 @@ def fp8_weight_only_decode_kernel(
     else:
         acc = tl.zeros((BLOCK_M, BLOCK_N), dtype=tl.float32)
     acc2 = tl.zeros_like(acc)
+    x_rows_ok = offs_m < M
     for k0 in range(k_begin, k_end, 2 * BLOCK_K):
         acc += _mma_step(x_ptr, w_ptr, rows_x, rows_w, k0, k_end, stride_xm, stride_xk, stride_wn, stride_wk,
                          scale_ptr, stride_sn, stride_sk, dot_dtype, SCALE_MODE, SCALE_BLOCK_N, SCALE_BLOCK_K,
-                         SWAPPED, EVEN_K, WIDEN, BLOCK_K, offs_m < M, MASK_X_ROWS)
+                         SWAPPED, EVEN_K, WIDEN, BLOCK_K, x_rows_ok, MASK_X_ROWS)
         acc2 += _mma_step(x_ptr, w_ptr, rows_x, rows_w, k0 + BLOCK_K, k_end, stride_xm, stride_xk, stride_wn,
                           stride_wk, scale_ptr, stride_sn, stride_sk, dot_dtype, SCALE_MODE, SCALE_BLOCK_N,
-                          SCALE_BLOCK_K, SWAPPED, EVEN_K, WIDEN, BLOCK_K, offs_m < M, MASK_X_ROWS)
+                          SCALE_BLOCK_K, SWAPPED, EVEN_K, WIDEN, BLOCK_K, x_rows_ok, MASK_X_ROWS)
     acc += acc2
     if SWAPPED:
         acc = tl.trans(acc)
