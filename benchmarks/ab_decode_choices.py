@@ -37,6 +37,8 @@ import sys
 
 import torch
 
+from xpu_inductor_ext.config import ENV_PREFIX
+
 SHAPES = [(8192, 8192), (14336, 4096), (4096, 14336), (4096, 4096), (1024, 4096), (28672, 4096)]  # (N, K)
 MS = (4, 8, 16)
 BLOCK = 128
@@ -89,7 +91,7 @@ def decoder_ab(bb, ops):
             os.environ[GRAPH_LAUNCH_ENV] = previous
 
 
-GRAPH_LAUNCH_ENV = "XPU_QUANT_GRAPH_LAUNCH"
+GRAPH_LAUNCH_ENV = ENV_PREFIX + "GRAPH_LAUNCH"  # option graph_launch, as load_config reads it
 
 
 def _decoder_ab(bb, ops):
