@@ -22,7 +22,9 @@
 7. The demo decoder at batch 1 without CUDA graphs (and replayed) as the defaults compile it,
    against option cpp_wrapper off and against fixed launches without the K split
    (`graph_launch.FIXED_SPLIT_K`), all four ways, bf16 under plain Inductor beside them: the
-   sixth session's A/B (benchmarks/RESULTS.md), from a scratch script; this section has not run.
+   sixth session's A/B (benchmarks/RESULTS.md), from a scratch script; first run in the eighth session.
+8. Where the per-channel decode loses to the floor: the op's time against K at N = 14336 (M = 1, 4,
+   16; bf16 `F.linear` beside it), fitted as a fixed cost plus bytes at a streaming rate.
 The second session's numbers in benchmarks/RESULTS.md come from sections 1-2 as they were run
 before the floor column was added; sections 3-5 record the third session's. `--only 3,4` runs some.
 Exits cleanly without a GPU.
@@ -205,6 +207,45 @@ def fixed_per_channel_ab(bt, ops, ceil):
         print(f"  M={m:2d} N={n:5d} K={k:5d}: " + " / ".join(f"{t:5.1f} ({t / floor:.2f}x)" for t in times), flush=True)
 
 
+STREAM_N, STREAM_KS = 14336, (1024, 2048, 4096, 8192, 16384)
+
+
+def fixed_cost_fit(sizes_bytes, times_us):
+    """Least squares `time = fixed + bytes / rate`: (fixed µs, rate GB/s)."""
+    n = len(sizes_bytes)
+    mean_b, mean_t = sum(sizes_bytes) / n, sum(times_us) / n
+    slope = (sum((b - mean_b) * (t - mean_t) for b, t in zip(sizes_bytes, times_us))
+             / sum((b - mean_b) ** 2 for b in sizes_bytes))
+    return mean_t - slope * mean_b, 1e-3 / slope
+
+
+def streaming_rate_ab(bt, ops, ceil):
+    from xpu_inductor_ext.kernels.triton_fp8.validation import SCALE_PER_CHANNEL
+
+    print(f"per-channel decode against K at N = {STREAM_N}, us (floor); fit: fixed cost + weight bytes at a rate")
+    rows = {}
+    for k in STREAM_KS:
+        copies = per_channel_copies(bt, STREAM_N, k)
+        bf16 = [w.to(torch.bfloat16) * s.to(torch.bfloat16) for w, s in copies[:max(2, len(copies) // 2)]]
+        line = []
+        for m in (1, 4, 16):
+            x = (torch.randn(m, k, device="cuda") / 10).bfloat16()
+            t = 1e3 * bt.timed_graph([lambda w=w, s=s: ops.launch_weight_only(x, w, s, None, 0, 0, SCALE_PER_CHANNEL)
+                                      for w, s in copies], rep=20)
+            plan = ops.default_decode_plan(x, copies[0][0], SCALE_PER_CHANNEL, 0, 0)
+            rows.setdefault(f"fp8 M={m:2d}", []).append(t)
+            line.append(f"M={m} {t:5.1f} (split {plan.split_k})")
+        x = (torch.randn(16, k, device="cuda") / 10).bfloat16()
+        t = 1e3 * bt.timed_graph([lambda w=w: torch.nn.functional.linear(x, w) for w in bf16], rep=20)
+        rows.setdefault("bf16 F.linear M=16", []).append(t)
+        print(f"  K={k:5d}: " + ", ".join(line) + f"; bf16 M=16 {t:5.1f}; fp8 floor {STREAM_N * k / ceil['copy_gbs'] / 1e3:5.1f}",
+              flush=True)
+    for name, times in rows.items():
+        per_weight = 2 if name.startswith("bf16") else 1
+        fixed, rate = fixed_cost_fit([per_weight * STREAM_N * k for k in STREAM_KS], times)
+        print(f"  {name}: fixed {fixed:4.1f} us, streaming {rate:5.0f} GB/s ({rate / ceil['copy_gbs']:.2f} of copy)")
+
+
 @torch.inference_mode()
 def host_code_ab(bb, ops):
     from xpu_inductor_ext.kernels.triton_fp8 import graph_launch
@@ -231,7 +272,7 @@ def host_code_ab(bb, ops):
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--only", default="1,2,3,4,5,6,7", help="comma-separated sections to run")
+    parser.add_argument("--only", default="1,2,3,4,5,6,7,8", help="comma-separated sections to run")
     sections = {int(s) for s in parser.parse_args().only.split(",")}
     if not torch.cuda.is_available():
         print("ab_decode_choices: no CUDA GPU here; nothing to measure")
@@ -250,7 +291,8 @@ def main() -> int:
     if 7 in sections:
         with bb.many_compiles():
             host_code_ab(bb, ops)
-    for number, section in ((3, block_w8a8_ab), (4, pdl_ab), (5, wide_split_ab), (6, fixed_per_channel_ab)):
+    for number, section in ((3, block_w8a8_ab), (4, pdl_ab), (5, wide_split_ab), (6, fixed_per_channel_ab),
+                            (8, streaming_rate_ab)):
         if number in sections:
             section(bt, ops, ceil)
     return 0
