@@ -117,12 +117,8 @@ W8A8_SHAPES = [(4096, 4096), (6144, 4096), (14336, 4096), (4096, 14336), (8192, 
 
 def per_channel_copies(bt, n, k):
     """Enough per-channel fp8 weight copies (w, scale [N, 1]) to defeat L2."""
-    copies = []
-    for _ in range(max(2, bt.cdiv(bt.L2_DEFEAT_BYTES, n * k))):
-        wf = torch.randn(n, k, device="cuda") / 10
-        s = (wf.abs().amax(1, keepdim=True) / 448).float()
-        copies.append(((wf / s).to(torch.float8_e4m3fn), s))
-    return copies
+    return [bt.quantize_blocks(torch.randn(n, k, device="cuda") / 10, 1, k)
+            for _ in range(max(2, bt.cdiv(bt.L2_DEFEAT_BYTES, n * k)))]
 
 
 def block_w8a8_ab(bt, ops, ceil):
@@ -224,7 +220,7 @@ def streaming_rate_ab(bt, ops, ceil):
     from xpu_inductor_ext.kernels.triton_fp8.validation import SCALE_PER_CHANNEL
 
     print(f"per-channel decode against K at N = {STREAM_N}, us (floor); fit: fixed cost + weight bytes at a rate")
-    rows = {}
+    rows = {}  # name -> (bytes per weight, times at STREAM_KS)
     for k in STREAM_KS:
         copies = per_channel_copies(bt, STREAM_N, k)
         bf16 = [w.to(torch.bfloat16) * s.to(torch.bfloat16) for w, s in copies[:max(2, len(copies) // 2)]]
@@ -234,15 +230,14 @@ def streaming_rate_ab(bt, ops, ceil):
             t = 1e3 * bt.timed_graph([lambda w=w, s=s: ops.launch_weight_only(x, w, s, None, 0, 0, SCALE_PER_CHANNEL)
                                       for w, s in copies], rep=20)
             plan = ops.default_decode_plan(x, copies[0][0], SCALE_PER_CHANNEL, 0, 0)
-            rows.setdefault(f"fp8 M={m:2d}", []).append(t)
+            rows.setdefault(f"fp8 M={m:2d}", (1, []))[1].append(t)
             line.append(f"M={m} {t:5.1f} (split {plan.split_k})")
         x = (torch.randn(16, k, device="cuda") / 10).bfloat16()
         t = 1e3 * bt.timed_graph([lambda w=w: torch.nn.functional.linear(x, w) for w in bf16], rep=20)
-        rows.setdefault("bf16 F.linear M=16", []).append(t)
+        rows.setdefault("bf16 F.linear M=16", (2, []))[1].append(t)
         print(f"  K={k:5d}: " + ", ".join(line) + f"; bf16 M=16 {t:5.1f}; fp8 floor {STREAM_N * k / ceil['copy_gbs'] / 1e3:5.1f}",
               flush=True)
-    for name, times in rows.items():
-        per_weight = 2 if name.startswith("bf16") else 1
+    for name, (per_weight, times) in rows.items():
         fixed, rate = fixed_cost_fit([per_weight * STREAM_N * k for k in STREAM_KS], times)
         print(f"  {name}: fixed {fixed:4.1f} us, streaming {rate:5.0f} GB/s ({rate / ceil['copy_gbs']:.2f} of copy)")
 
@@ -258,17 +253,19 @@ def host_code_ab(bb, ops):
     plain = torch.compile(dense)
     print("decoder batch 1, ms: no-graph step (stream_ms) / graph replay")
     print(f"  bf16 plain Inductor: {bb.stream_ms(lambda: plain(tokens)):.3f} / {bb.graph_ms([lambda: plain(tokens)]):.3f}")
-    for mode in ("weight_only", "dynamic"):
-        model = copy.deepcopy(dense)
-        bb.convert_linears_to_fp8(model, mode=mode, scale="block")
-        for split, cpp in itertools.product((True, False), (True, False)):
-            graph_launch.FIXED_SPLIT_K = split  # read at compile time, which the first call below makes
-            compiled = bb.compile_quant(model, cpp_wrapper=cpp)
-            err = bb.rel(compiled(tokens), model(tokens))
-            print(f"  {mode}, K split {'on' if split else 'off'}, {'C++' if cpp else 'Python'} host code: "
-                  f"{bb.stream_ms(lambda: compiled(tokens)):.3f} / {bb.graph_ms([lambda: compiled(tokens)]):.3f} "
-                  f"(rel err {err:.1e})", flush=True)
-    graph_launch.FIXED_SPLIT_K = True
+    try:
+        for mode in ("weight_only", "dynamic"):
+            model = copy.deepcopy(dense)
+            bb.convert_linears_to_fp8(model, mode=mode, scale="block")
+            for split, cpp in itertools.product((True, False), (True, False)):
+                graph_launch.FIXED_SPLIT_K = split  # read at compile time, which the first call below makes
+                compiled = bb.compile_quant(model, cpp_wrapper=cpp)
+                err = bb.rel(compiled(tokens), model(tokens))
+                print(f"  {mode}, K split {'on' if split else 'off'}, {'C++' if cpp else 'Python'} host code: "
+                      f"{bb.stream_ms(lambda: compiled(tokens)):.3f} / {bb.graph_ms([lambda: compiled(tokens)]):.3f} "
+                      f"(rel err {err:.1e})", flush=True)
+    finally:
+        graph_launch.FIXED_SPLIT_K = True
 
 
 def main() -> int:
