@@ -122,7 +122,7 @@ def test_block_scaled_fixed_decode_plan_uses_pointer_loads_without_pdl():
     assert big is None and "autotuned tiles" in why_big
 
 
-def _passes_every_parameter(launch, tensors: int) -> list:
+def _params_left_to_defaults(launch, tensors: int) -> list:
     """Kernel parameters a launch leaves to their defaults (Inductor's launches of user-defined
     kernels pass only what the node holds, so a defaulted parameter fails in its codegen)."""
     named = launch.kernel.arg_names[tensors + len(launch.ints):]
@@ -143,10 +143,10 @@ def test_fixed_launches_pass_every_kernel_parameter(m, fmt, capability, scale):
         block, _ = graph_launch.fixed_block_scaled_launch(a, w.to(torch.float8_e4m3fn), torch.empty(m, 32, device="cuda"),
                                                           torch.empty(64, 32, device="cuda"), None, torch.bfloat16, 128, 128)
     assert launch is not None, why
-    assert _passes_every_parameter(launch, 5) == []
-    assert _passes_every_parameter(block, 6) == []
+    assert _params_left_to_defaults(launch, 5) == []
+    assert _params_left_to_defaults(block, 6) == []
     for reduction in (launch.reduction, block.reduction):
-        assert reduction is None or _passes_every_parameter(reduction, 3) == []
+        assert reduction is None or _params_left_to_defaults(reduction, 3) == []
 
 
 @pytest.mark.parametrize("m, n, k, masked", [(4, 14336, 4096, True), (16, 14336, 4096, False), (4, 8192, 8192, False)])
