@@ -162,9 +162,15 @@ def _load_w_tile(w_ptr, rows_w, offs_k, k_end, stride_wn, stride_wk, EVEN_K: tl.
 
 
 @triton.jit
-def _load_x_tile(x_ptr, rows_x, offs_k, k_end, stride_xm, stride_xk, EVEN_K: tl.constexpr):
-    """The activation tile [rows, K-tile] (zeros past k_end unless EVEN_K)."""
+def _load_x_tile(x_ptr, rows_x, offs_k, k_end, stride_xm, stride_xk, EVEN_K: tl.constexpr, rows_ok=None):
+    """The activation tile [rows, K-tile] (zeros past k_end unless EVEN_K); with `rows_ok`, rows
+    where it is false read as zeros, without a load."""
     ptrs = x_ptr + rows_x[:, None] * stride_xm + offs_k[None, :] * stride_xk
+    if rows_ok is not None:
+        ok = rows_ok[:, None]
+        if not EVEN_K:
+            ok = ok & (offs_k[None, :] < k_end)
+        return tl.load(ptrs, mask=ok, other=0.0)
     if EVEN_K:
         return tl.load(ptrs)
     return tl.load(ptrs, mask=offs_k[None, :] < k_end, other=0.0)
@@ -273,10 +279,7 @@ def _mma_step(x_ptr, w_ptr, rows_x, rows_w, k0, k_end, stride_xm, stride_xk, str
     offs_k = k0 + tl.arange(0, BLOCK_K)
     w = _load_w_tile(w_ptr, rows_w, offs_k, k_end, stride_wn, stride_wk, EVEN_K)
     if MASK_X_ROWS:
-        ok = x_rows_ok[:, None]
-        if not EVEN_K:
-            ok = ok & (offs_k[None, :] < k_end)
-        x = tl.load(x_ptr + rows_x[:, None] * stride_xm + offs_k[None, :] * stride_xk, mask=ok, other=0.0)
+        x = _load_x_tile(x_ptr, rows_x, offs_k, k_end, stride_xm, stride_xk, EVEN_K, x_rows_ok)
     else:
         x = _load_x_tile(x_ptr, rows_x, offs_k, k_end, stride_xm, stride_xk, EVEN_K)
     w = _widen_fp8(w, dot_dtype, WIDEN)
