@@ -278,10 +278,7 @@ def _mma_step(x_ptr, w_ptr, rows_x, rows_w, k0, k_end, stride_xm, stride_xk, str
     MASK_X_ROWS: rows where `x_rows_ok` is false read as zeros, without a load."""
     offs_k = k0 + tl.arange(0, BLOCK_K)
     w = _load_w_tile(w_ptr, rows_w, offs_k, k_end, stride_wn, stride_wk, EVEN_K)
-    if MASK_X_ROWS:
-        x = _load_x_tile(x_ptr, rows_x, offs_k, k_end, stride_xm, stride_xk, EVEN_K, x_rows_ok)
-    else:
-        x = _load_x_tile(x_ptr, rows_x, offs_k, k_end, stride_xm, stride_xk, EVEN_K)
+    x = _load_x_tile(x_ptr, rows_x, offs_k, k_end, stride_xm, stride_xk, EVEN_K, x_rows_ok if MASK_X_ROWS else None)
     w = _widen_fp8(w, dot_dtype, WIDEN)
     if SWAPPED:
         part = tl.dot(w, tl.trans(x.to(dot_dtype)), input_precision="ieee")
