@@ -495,6 +495,26 @@ def sweep_block_scaled(results, start):
             print(f"  {tflops:6.0f} TFLOP/s  {tflops / cublas:.2f}x cuBLAS  err {err:.1e}  {cfg}")
 
 
+def run_timing(args, tf, start: float) -> None:
+    """The sweep `args.sweep` asks for (its JSON into `args.out`), else the kernel tables."""
+    ceil = measure_ceilings()
+    if args.sweep:
+        results = []
+        if args.sweep in ("decode", "all"):
+            sweep_weight_only(ceil, results, args.ms, args.family)
+            print(f"[{time.time() - start:.0f} s]")
+        if args.sweep in ("block", "all"):
+            sweep_block_scaled(results, start)
+        if args.out:
+            with open(os.path.join(args.out, "sweep.json"), "w") as f:
+                json.dump(dict(ceilings=ceil, results=results), f, indent=1)
+        return
+    bench_weight_only(tf, ceil)
+    print(f"[{time.time() - start:.0f} s]")
+    bench_block_scaled(tf, ceil)
+    print_autotune_choices()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sweep", choices=("decode", "block", "all"), nargs="?", const="all",
@@ -517,25 +537,11 @@ def main() -> int:
     print(f"device {torch.cuda.get_device_name()}, torch {torch.__version__}, triton {triton.__version__}, "
           f"{datetime.datetime.now().isoformat(timespec='seconds')}")
     torch.manual_seed(0)
-    ceil = measure_ceilings()
     failures = check_every_fp8_code(tf) + check_correctness(tf) + check_graph_launches()
     print(f"[{time.time() - start:.0f} s]")
     guarded(check_compiled_ops, tf)
-    if args.sweep and not args.check:
-        results = []
-        if args.sweep in ("decode", "all"):
-            sweep_weight_only(ceil, results, args.ms, args.family)
-            print(f"[{time.time() - start:.0f} s]")
-        if args.sweep in ("block", "all"):
-            sweep_block_scaled(results, start)
-        if args.out:
-            with open(os.path.join(args.out, "sweep.json"), "w") as f:
-                json.dump(dict(ceilings=ceil, results=results), f, indent=1)
-    elif not args.check:
-        bench_weight_only(tf, ceil)
-        print(f"[{time.time() - start:.0f} s]")
-        bench_block_scaled(tf, ceil)
-        print_autotune_choices()
+    if not args.check:
+        run_timing(args, tf, start)
     print(f"\ndone in {time.time() - start:.0f} s; {failures} correctness failure(s)")
     return 1 if failures else 0
 
