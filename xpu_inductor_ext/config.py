@@ -30,7 +30,7 @@ class Config:
     """Let Inductor launch Triton decode kernels whose plan the graph fixes (less host time per step
     without CUDA graphs); off: every Triton kernel runs through its op at run time, which keeps
     tensor descriptors and PDL and reads the weight's codes (replays under one's own CUDA graphs on
-    an H200: block W8A8 5-10% faster, per-channel bf16 weight-only at M = 4/16 5-15% faster)."""
+    an H200: block W8A8 4-8% faster, per-channel bf16 weight-only at M = 4/16 5-15% faster)."""
     cpp_wrapper: bool = True
     """Compile the host code of CUDA inference graphs to C++ (Inductor's cpp_wrapper; not under
     mode="reduce-overhead", not for CPU graphs): a decode step without CUDA graphs spends much less
