@@ -36,6 +36,7 @@ import dataclasses
 import itertools
 import os
 import sys
+from unittest import mock
 
 import torch
 
@@ -65,8 +66,7 @@ def kernel_ab(bt, ops, ceil):
     sms = torch.cuda.get_device_properties(0).multi_processor_count
     print("block-scaled weight-only decode, us: split MMA / bf16-MMA plan (ratio); floor; split / floor")
     for (n, k), m in itertools.product(SHAPES, MS):
-        copies = [bt.quantize_blocks(torch.randn(n, k, device="cuda") / 10, BLOCK, BLOCK)
-                  for _ in range(max(2, bt.cdiv(bt.L2_DEFEAT_BYTES, n * k)))]
+        copies = weight_copies(bt, n, k, BLOCK, BLOCK)
         x = (torch.randn(m, k, device="cuda") / 10).to(torch.bfloat16)
         times = []
         for plan in (split_plan(ops, m, n, k, sms), ops.decode_plan(m, n, k, BLOCK, BLOCK, sms)):
@@ -78,54 +78,44 @@ def kernel_ab(bt, ops, ceil):
               f"{floor_us:5.1f}; {times[0] / floor_us:.2f}", flush=True)
 
 
-def decoder_ab(bb, ops):
-    """The decoder under the op's own choices (split MMA on/off, W8A8 pointer loads). Launches fixed
-    in the graph (option graph_launch) would ignore both, so the section turns them off."""
-    previous = os.environ.get(GRAPH_LAUNCH_ENV)
-    os.environ[GRAPH_LAUNCH_ENV] = "0"
-    try:
-        _decoder_ab(bb, ops)
-    finally:
-        if previous is None:
-            os.environ.pop(GRAPH_LAUNCH_ENV)
-        else:
-            os.environ[GRAPH_LAUNCH_ENV] = previous
-
-
 GRAPH_LAUNCH_ENV = ENV_PREFIX + "GRAPH_LAUNCH"  # option graph_launch, as load_config reads it
 
 
-def _decoder_ab(bb, ops):
-    chosen = ops.split_mma_available
-    for label, available in (("with the split MMA", chosen), ("without it", lambda x, w, read_codes=True: False)):
-        ops.split_mma_available = available
-        ops.launch_cache.clear()  # launches built under the other choice
-        print(f"decoder, {label}:\n{bb.decoder_decode_step()}", flush=True)
-    ops.split_mma_available = chosen
-    default_min_m = ops.DESCRIPTOR_MIN_M
-    ops.DESCRIPTOR_MIN_M = POINTER_LOADS_BELOW_M
-    ops.launch_cache.clear()
-    print(f"decoder, block-scaled W8A8 with pointer loads below M = {POINTER_LOADS_BELOW_M}:\n"
-          f"{bb.decoder_decode_step()}", flush=True)
-    ops.DESCRIPTOR_MIN_M = default_min_m
-    ops.launch_cache.clear()
+def decoder_ab(bb, ops):
+    """The decoder under the op's own choices (split MMA on/off, W8A8 pointer loads). Launches fixed
+    in the graph (option graph_launch) would ignore both, so the section turns them off."""
+    with mock.patch.dict(os.environ, {GRAPH_LAUNCH_ENV: "0"}):
+        for label, available in (("with the split MMA", ops.split_mma_available),
+                                  ("without it", lambda x, w, read_codes=True: False)):
+            with mock.patch.object(ops, "split_mma_available", available):
+                ops.launch_cache.clear()  # launches built under the other choice
+                print(f"decoder, {label}:\n{bb.decoder_decode_step()}", flush=True)
+        with mock.patch.object(ops, "DESCRIPTOR_MIN_M", POINTER_LOADS_BELOW_M):
+            ops.launch_cache.clear()
+            print(f"decoder, block-scaled W8A8 with pointer loads below M = {POINTER_LOADS_BELOW_M}:\n"
+                  f"{bb.decoder_decode_step()}", flush=True)
+        ops.launch_cache.clear()
 
 
 W8A8_SHAPES = [(4096, 4096), (6144, 4096), (14336, 4096), (4096, 14336), (8192, 8192)]  # (N, K)
 
 
+def weight_copies(bt, n, k, block_rows, block_cols):
+    """Enough fp8 weight copies (w, scale per [block_rows, block_cols] block) to defeat L2."""
+    return [bt.quantize_blocks(torch.randn(n, k, device="cuda") / 10, block_rows, block_cols)
+            for _ in range(max(2, bt.cdiv(bt.L2_DEFEAT_BYTES, n * k)))]
+
+
 def per_channel_copies(bt, n, k):
     """Enough per-channel fp8 weight copies (w, scale [N, 1]) to defeat L2."""
-    return [bt.quantize_blocks(torch.randn(n, k, device="cuda") / 10, 1, k)
-            for _ in range(max(2, bt.cdiv(bt.L2_DEFEAT_BYTES, n * k)))]
+    return weight_copies(bt, n, k, 1, k)
 
 
 def block_w8a8_ab(bt, ops, ceil):
     prefill_tiles = ops.tile_config(64, 128, 4, 4, pre_hook=ops._set_descriptor_blocks, DESC=True)
     print("block W8A8 decode, us: decode plan / prefill tiles / cuBLASLt blockwise; floor")
     for (n, k), m in itertools.product(W8A8_SHAPES, (1, 8, 16)):
-        copies = [bt.quantize_blocks(torch.randn(n, k, device="cuda") / 10, BLOCK, BLOCK)
-                  for _ in range(max(2, bt.cdiv(bt.L2_DEFEAT_BYTES, n * k)))]
+        copies = weight_copies(bt, n, k, BLOCK, BLOCK)
         a, sa = bt.quantize_blocks(torch.randn(m, k, device="cuda") / 10, 1, BLOCK)
 
         def ours(config=None):
@@ -252,20 +242,16 @@ def host_code_ab(bb, ops):
     plain = torch.compile(dense)
     print("decoder batch 1, ms: no-graph step (stream_ms) / graph replay")
     print(f"  bf16 plain Inductor: {bb.stream_ms(lambda: plain(tokens)):.3f} / {bb.graph_ms([lambda: plain(tokens)]):.3f}")
-    previous = graph_launch.FIXED_SPLIT_K
-    try:
-        for mode in ("weight_only", "dynamic"):
-            model = copy.deepcopy(dense)
-            bb.convert_linears_to_fp8(model, mode=mode, scale="block")
-            for split, cpp in itertools.product((True, False), (True, False)):
-                graph_launch.FIXED_SPLIT_K = split  # read at compile time, which the first call below makes
+    for mode in ("weight_only", "dynamic"):
+        model = copy.deepcopy(dense)
+        bb.convert_linears_to_fp8(model, mode=mode, scale="block")
+        for split, cpp in itertools.product((True, False), (True, False)):
+            with mock.patch.object(graph_launch, "FIXED_SPLIT_K", split):  # read at compile time (the first call)
                 compiled = bb.compile_quant(model, cpp_wrapper=cpp)
                 err = bb.rel(compiled(tokens), model(tokens))
                 print(f"  {mode}, K split {'on' if split else 'off'}, {'C++' if cpp else 'Python'} host code: "
                       f"{bb.stream_ms(lambda: compiled(tokens)):.3f} / {bb.graph_ms([lambda: compiled(tokens)]):.3f} "
                       f"(rel err {err:.1e})", flush=True)
-    finally:
-        graph_launch.FIXED_SPLIT_K = previous
 
 
 def main() -> int:
